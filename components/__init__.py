@@ -1,0 +1,5 @@
+"""Pulumi ComponentResources, one concern per module.
+
+Components know validated manifest objects (`modelfleet.schema.ModelSpec`) and
+stack settings; they know nothing of YAML, git or files.
+"""
