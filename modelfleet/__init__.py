@@ -1,0 +1,5 @@
+"""modelfleet's plain-Python core: the model manifest, its git history and its diff.
+
+Nothing here knows of Pulumi or of any cloud; `components/` declares resources
+from the validated objects this package produces.
+"""

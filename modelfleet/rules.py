@@ -1,0 +1,98 @@
+"""Rules that span fields of a merged model: bounds, exclusive keys, paths that must exist.
+
+They read the merged data defensively, so that they still report on a model
+whose other fields have the wrong type: every problem in one run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from typing import Any, Literal, Protocol
+
+from modelfleet.yamldoc import Path
+
+PathKind = Literal["file", "dir"]
+Finding = tuple[Path, str]
+
+
+class PathChecker(Protocol):
+    """Tells what a path relative to the manifest's folder is, where the manifest lives."""
+
+    def kind(self, relative: str) -> PathKind | None: ...
+
+
+@dataclass(frozen=True)
+class DirectoryPaths:
+    """Paths in a folder on disk (the working tree)."""
+
+    root: FsPath
+
+    def kind(self, relative: str) -> PathKind | None:
+        path = self.root / relative
+        if path.is_dir():
+            return "dir"
+        if path.is_file():
+            return "file"
+        return None
+
+
+def model_rules(model: dict[str, Any], paths: PathChecker | None) -> list[Finding]:
+    """Every cross-field problem of one merged model."""
+    found: list[Finding] = []
+    if model.get("serving") is None and model.get("batch") is None:
+        found.append(((), "has neither `serving` nor `batch`; give one or both"))
+    found += _bounds(model, ("serving", "replicas"), "min", "max")
+    found += _bounds(model, ("batch",), "minWorkers", "maxWorkers")
+    found += _exclusive(model, ("artifact",), "uri", "path")
+    found += _exclusive(model, ("image",), "build", "ref")
+    if paths is not None:
+        found += _local_paths(model, paths)
+    return found
+
+
+def _at(data: Any, path: Path) -> Any:
+    for part in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _bounds(model: dict[str, Any], path: Path, low: str, high: str) -> list[Finding]:
+    section = _at(model, path)
+    if not isinstance(section, dict):
+        return []
+    lower, upper = section.get(low), section.get(high)
+    if isinstance(lower, int) and isinstance(upper, int) and lower > upper:
+        return [(path, f"{low} ({lower}) is greater than {high} ({upper})")]
+    return []
+
+
+def _exclusive(model: dict[str, Any], path: Path, first: str, second: str) -> list[Finding]:
+    section = _at(model, path)
+    if not isinstance(section, dict):
+        return []
+    given = [key for key in (first, second) if section.get(key) is not None]
+    if not given:
+        return [(path, f"give `{first}` or `{second}`")]
+    if len(given) == 2:
+        return [(path + (second,), f"give either `{first}` or `{second}`, not both")]
+    return []
+
+
+def _local_paths(model: dict[str, Any], paths: PathChecker) -> list[Finding]:
+    found: list[Finding] = []
+    artifact = _at(model, ("artifact", "path"))
+    if isinstance(artifact, str) and artifact and paths.kind(artifact) is None:
+        found.append((("artifact", "path"),
+                      f"'{artifact}' does not exist (relative to the manifest's folder)"))
+    context = _at(model, ("image", "build", "context"))
+    if isinstance(context, str) and context:
+        dockerfile = f"{context.rstrip('/')}/Dockerfile"
+        if paths.kind(context) != "dir":
+            found.append((("image", "build", "context"),
+                          f"'{context}' is not a folder (relative to the manifest's folder)"))
+        elif paths.kind(dockerfile) != "file":
+            found.append((("image", "build", "context"), f"'{dockerfile}' does not exist"))
+    return found

@@ -1,0 +1,107 @@
+"""A stack's `modelfleet:*` configuration as one typed, checked object.
+
+Pulumi hands configuration over as strings; the offline planner reads the same
+keys from `stacks/Pulumi.<stack>.yaml`. Both go through `StackSettings.parse`,
+so a typo in a boolean fails the same way, with the key named, everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelfleet.problems import ManifestError, Problem
+
+NAMESPACE = "modelfleet"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+CONFIG_KEYS = ("environment", "namespace", "manifest", "manifestRef", "team", "requireApproved",
+               "oidcProviderArn", "oidcProviderUrl", "kubeconfig")
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off", ""}
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """What one stack deploys, and where."""
+
+    environment: str
+    """Selects `environments.<environment>` overrides in the manifest."""
+    namespace: str
+    """Kubernetes namespace of the stack's models."""
+    manifest: str = "models.yaml"
+    manifest_ref: str | None = None
+    """Git ref to read the manifest at; None: the working tree."""
+    team: str | None = None
+    """Deploy this team's models only; None: every model."""
+    require_approved: bool = False
+    oidc_provider_arn: str | None = None
+    oidc_provider_url: str | None = None
+    kubeconfig: str | None = field(default=None, repr=False)
+    """A kubeconfig's text, or the name of a context in the ambient kubeconfig."""
+
+    @classmethod
+    def parse(cls, config: Mapping[str, Any], file: str) -> StackSettings:
+        """Settings from `modelfleet:*` keys (full or short names); every problem at once."""
+        values = {key.removeprefix(f"{NAMESPACE}:"): value for key, value in config.items()
+                  if key.startswith(f"{NAMESPACE}:") or ":" not in key}
+        reader = _Reader(values, file)
+        settings = cls(
+            environment=reader.label("environment", required=True) or "",
+            namespace=reader.label("namespace", required=True) or "",
+            manifest=reader.text("manifest") or "models.yaml",
+            manifest_ref=reader.text("manifestRef"),
+            team=reader.label("team"),
+            require_approved=reader.boolean("requireApproved"),
+            oidc_provider_arn=reader.text("oidcProviderArn"),
+            oidc_provider_url=_strip_scheme(reader.text("oidcProviderUrl")),
+            kubeconfig=reader.text("kubeconfig"),
+        )
+        if reader.problems:
+            raise ManifestError(reader.problems)
+        return settings
+
+
+def _strip_scheme(url: str | None) -> str | None:
+    """IAM trust conditions name the issuer without `https://`."""
+    return url.removeprefix("https://") if url else url
+
+
+@dataclass
+class _Reader:
+    values: Mapping[str, Any]
+    file: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def _problem(self, key: str, message: str) -> None:
+        self.problems.append(Problem(self.file, None, message, path=f"{NAMESPACE}:{key}"))
+
+    def text(self, key: str, required: bool = False) -> str | None:
+        value = self.values.get(key)
+        if value is None or value == "":
+            if required:
+                self._problem(key, "is required; set it with "
+                              f"`pulumi config set {NAMESPACE}:{key} <value>`")
+            return None
+        if isinstance(value, (dict, list)):
+            self._problem(key, "must be a single value")
+            return None
+        return str(value)
+
+    def label(self, key: str, required: bool = False) -> str | None:
+        value = self.text(key, required)
+        if value is not None and not _DNS_LABEL.match(value):
+            self._problem(key, f"'{value}' is not a DNS label (lowercase letters, digits, '-')")
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self.values.get(key)
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower() if value is not None else ""
+        if text in _TRUE:
+            return True
+        if text not in _FALSE:
+            self._problem(key, f"must be true or false, got '{value}'")
+        return False
