@@ -1,0 +1,185 @@
+"""The manifest in git: its text at any ref, the commit it came from, the commits that changed it.
+
+All git access of modelfleet goes through this module (GitPython); everything
+else takes text or parsed manifests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import git
+from gitdb.exc import BadName, BadObject
+
+from modelfleet.problems import SourceError
+from modelfleet.rules import DirectoryPaths, PathChecker, PathKind
+
+
+class FileAbsentError(SourceError):
+    """The repository and the ref exist, but the file does not exist at that ref."""
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    author: str
+    date: datetime
+    summary: str
+
+    @property
+    def short(self) -> str:
+        return self.sha[:12]
+
+    @classmethod
+    def of(cls, commit: git.Commit) -> CommitInfo:
+        summary = commit.summary if isinstance(commit.summary, str) else commit.summary.decode()
+        return cls(commit.hexsha, str(commit.author.name), commit.committed_datetime, summary)
+
+
+@dataclass(frozen=True)
+class ManifestText:
+    """A manifest's text and where it came from: a ref's commit, or the working tree."""
+
+    text: str
+    file: str
+    """How messages name the file: the path as the user gave it."""
+    ref: str | None
+    """The ref asked for; None for the working tree."""
+    commit: CommitInfo | None
+    """The commit the text is at (for the working tree: HEAD), None outside git."""
+    dirty: bool
+    """True when the working tree's text differs from the commit's."""
+    paths: PathChecker
+    """Where the manifest's relative paths (artifacts, build contexts) are looked up."""
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.text.encode()).hexdigest()
+
+    @property
+    def label(self) -> str:
+        """A short description for reports: `v2026.11.1 (3f2a9c1d0b7e)` or `working tree`."""
+        if self.ref is None:
+            return "working tree" + (" (uncommitted changes)" if self.dirty else "")
+        return f"{self.ref} ({self.commit.short})" if self.commit else self.ref
+
+
+@dataclass(frozen=True)
+class GitTreePaths:
+    """Paths in a commit's tree, relative to the folder the manifest is in."""
+
+    tree: git.Tree
+    folder: str
+    """The manifest's folder inside the repository, POSIX style; '' for the top."""
+
+    def kind(self, relative: str) -> PathKind | None:
+        path = posixpath.normpath(posixpath.join(self.folder, relative))
+        if path.startswith("../") or path == "..":
+            return None
+        if path == ".":
+            return "dir"
+        try:
+            item = self.tree / path
+        except KeyError:
+            return None
+        return "dir" if item.type == "tree" else "file"
+
+
+def open_repository(path: Path) -> git.Repo:
+    """The repository that holds `path`, or a `SourceError` saying there is none."""
+    start = path if path.is_dir() else path.parent
+    try:
+        return git.Repo(start.resolve(), search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
+        raise SourceError(f"{start}: not inside a git repository") from error
+
+
+def commit_at(repo: git.Repo, ref: str) -> git.Commit:
+    """The commit a ref names (branch, tag, sha, `HEAD~2`), or a clear `SourceError`."""
+    try:
+        return repo.commit(ref)
+    except (BadName, BadObject, ValueError, git.GitCommandError) as error:
+        raise SourceError(f"unknown git ref '{ref}' in {repo.working_tree_dir}") from error
+
+
+def repo_relative(repo: git.Repo, file: Path) -> str:
+    """`file` as a POSIX path from the top of the repository."""
+    top = Path(str(repo.working_tree_dir)).resolve()
+    try:
+        return file.resolve().relative_to(top).as_posix()
+    except ValueError as error:
+        raise SourceError(f"{file} is outside the repository at {top}") from error
+
+
+def read_manifest(file: Path, ref: str | None = None, display: str | None = None) -> ManifestText:
+    """The manifest at `ref` (any git ref), or in the working tree when `ref` is None."""
+    shown = display or str(file)
+    if ref is None:
+        return _read_working_tree(file, shown)
+    repo = open_repository(file)
+    commit = commit_at(repo, ref)
+    relative = repo_relative(repo, file)
+    text = _blob_text(commit, relative, ref)
+    folder = posixpath.dirname(relative)
+    return ManifestText(text, shown, ref, CommitInfo.of(commit), False,
+                        GitTreePaths(commit.tree, folder))
+
+
+def _read_working_tree(file: Path, shown: str) -> ManifestText:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise SourceError(f"{shown}: no such file") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise SourceError(f"{shown}: cannot be read ({error})") from error
+    commit: CommitInfo | None = None
+    dirty = False
+    try:
+        repo = open_repository(file)
+    except SourceError:
+        repo = None
+    if repo is not None and repo.head.is_valid():
+        head = repo.head.commit
+        commit = CommitInfo.of(head)
+        try:
+            dirty = _blob_text(head, repo_relative(repo, file), "HEAD") != text
+        except FileAbsentError:
+            dirty = True
+    return ManifestText(text, shown, None, commit, dirty, DirectoryPaths(file.parent))
+
+
+def _blob_text(commit: git.Commit, relative: str, ref: str) -> str:
+    try:
+        blob = commit.tree / relative
+    except KeyError as error:
+        raise FileAbsentError(f"{relative} does not exist at '{ref}' "
+                              f"(commit {commit.hexsha[:12]})") from error
+    if blob.type != "blob":
+        raise SourceError(f"{relative} is a folder at '{ref}', not a manifest")
+    data: bytes = blob.data_stream.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SourceError(f"{relative} at '{ref}' is not UTF-8 text") from error
+
+
+def commits_touching(file: Path) -> Iterator[tuple[CommitInfo, str | None]]:
+    """Oldest first: each commit that changed `file`, with the file's text after it.
+
+    The text is None when the commit deleted the file.
+    """
+    repo = open_repository(file)
+    if not repo.head.is_valid():
+        return
+    relative = repo_relative(repo, file)
+    for commit in repo.iter_commits("HEAD", paths=relative, reverse=True):
+        try:
+            text = _blob_text(commit, relative, commit.hexsha)
+        except FileAbsentError:
+            text = None
+        yield CommitInfo.of(commit), text
