@@ -1,0 +1,36 @@
+"""The CLI as users run it: a separate process from the project's folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import PROJECT
+
+
+def run(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelfleet", *args], cwd=cwd,
+                          capture_output=True, text=True, check=False,
+                          env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"})
+
+
+def test_the_example_manifest_is_valid() -> None:
+    result = run("validate", "models.yaml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "models.yaml: valid, 4 models; environments checked: dev, prod\n"
+
+
+def test_an_invalid_manifest_exits_1_without_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "models.yaml"
+    bad.write_text("apiVersion: modelfleet/v1\nmodels:\n  - name: x\n    version: [\n")
+    result = run("validate", str(bad))
+    assert result.returncode == 1
+    assert "invalid YAML" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    result = run("diff", "--format", "yaml")
+    assert result.returncode == 2
+    assert "invalid choice: 'yaml'" in result.stderr
