@@ -17,7 +17,10 @@ import git
 from gitdb.exc import BadName, BadObject
 
 from modelfleet.problems import SourceError
-from modelfleet.rules import DirectoryPaths, PathChecker, PathKind
+from modelfleet.rules import DirectoryPaths, LocalPaths, PathKind
+
+CHECKOUT_DIR = ".modelfleet/checkout"
+"""Files of a deployed ref are written here (git-ignored) for uploads and builds."""
 
 
 class FileAbsentError(SourceError):
@@ -54,7 +57,7 @@ class ManifestText:
     """The commit the text is at (for the working tree: HEAD), None outside git."""
     dirty: bool
     """True when the working tree's text differs from the commit's."""
-    paths: PathChecker
+    paths: LocalPaths
     """Where the manifest's relative paths (artifacts, build contexts) are looked up."""
 
     @property
@@ -73,21 +76,49 @@ class ManifestText:
 class GitTreePaths:
     """Paths in a commit's tree, relative to the folder the manifest is in."""
 
-    tree: git.Tree
+    commit: git.Commit
     folder: str
     """The manifest's folder inside the repository, POSIX style; '' for the top."""
+    checkout_root: Path
+    """Where files are written out when they must exist on disk (uploads, builds)."""
 
-    def kind(self, relative: str) -> PathKind | None:
+    def _item(self, relative: str) -> git.Tree | git.Blob | None:
         path = posixpath.normpath(posixpath.join(self.folder, relative))
         if path.startswith("../") or path == "..":
             return None
         if path == ".":
-            return "dir"
+            return self.commit.tree
         try:
-            item = self.tree / path
+            item = self.commit.tree / path
         except KeyError:
             return None
+        return item if isinstance(item, (git.Tree, git.Blob)) else None
+
+    def kind(self, relative: str) -> PathKind | None:
+        item = self._item(relative)
+        if item is None:
+            return None
         return "dir" if item.type == "tree" else "file"
+
+    def local(self, relative: str) -> Path:
+        """The file or folder as of the commit, written out once under `checkout_root`."""
+        item = self._item(relative)
+        if item is None:
+            raise SourceError(f"{relative} does not exist at commit {self.commit.hexsha[:12]}")
+        target = self.checkout_root / self.commit.hexsha / item.path
+        done = target.parent / f".{target.name}.complete"
+        if not done.exists():
+            blobs = [item] if isinstance(item, git.Blob) else [
+                b for b in item.traverse() if isinstance(b, git.Blob)]
+            for blob in blobs:
+                out = self.checkout_root / self.commit.hexsha / blob.path
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(blob.data_stream.read())
+                if blob.mode & 0o111:
+                    out.chmod(0o755)
+            done.parent.mkdir(parents=True, exist_ok=True)
+            done.touch()
+        return target
 
 
 def open_repository(path: Path) -> git.Repo:
@@ -126,8 +157,9 @@ def read_manifest(file: Path, ref: str | None = None, display: str | None = None
     relative = repo_relative(repo, file)
     text = _blob_text(commit, relative, ref)
     folder = posixpath.dirname(relative)
+    checkout = Path(str(repo.working_tree_dir)) / CHECKOUT_DIR
     return ManifestText(text, shown, ref, CommitInfo.of(commit), False,
-                        GitTreePaths(commit.tree, folder))
+                        GitTreePaths(commit, folder, checkout))
 
 
 def _read_working_tree(file: Path, shown: str) -> ManifestText:
@@ -168,18 +200,53 @@ def _blob_text(commit: git.Commit, relative: str, ref: str) -> str:
         raise SourceError(f"{relative} at '{ref}' is not UTF-8 text") from error
 
 
-def commits_touching(file: Path) -> Iterator[tuple[CommitInfo, str | None]]:
-    """Oldest first: each commit that changed `file`, with the file's text after it.
+@dataclass(frozen=True)
+class FileRevision:
+    """The manifest file as one commit left it."""
 
-    The text is None when the commit deleted the file.
-    """
+    commit: CommitInfo
+    blob: git.Blob | None
+    """None when the commit deleted the file."""
+
+    @property
+    def blob_sha(self) -> str | None:
+        return self.blob.hexsha if self.blob is not None else None
+
+    def text(self) -> str | None:
+        if self.blob is None:
+            return None
+        data: bytes = self.blob.data_stream.read()
+        return data.decode("utf-8", errors="replace")
+
+
+def file_revisions(file: Path, ref: str = "HEAD") -> Iterator[FileRevision]:
+    """Oldest first: each commit up to `ref` that changed `file`, with the file after it."""
     repo = open_repository(file)
     if not repo.head.is_valid():
         return
     relative = repo_relative(repo, file)
-    for commit in repo.iter_commits("HEAD", paths=relative, reverse=True):
+    tip = commit_at(repo, ref)
+    for commit in repo.iter_commits(tip, paths=relative, reverse=True):
         try:
-            text = _blob_text(commit, relative, commit.hexsha)
-        except FileAbsentError:
-            text = None
-        yield CommitInfo.of(commit), text
+            blob = commit.tree / relative
+        except KeyError:
+            blob = None
+        yield FileRevision(CommitInfo.of(commit), blob if blob is not None and
+                           blob.type == "blob" else None)
+
+
+def last_change(file: Path, ref: str = "HEAD") -> CommitInfo | None:
+    """The newest commit up to `ref` that changed `file`."""
+    repo = open_repository(file)
+    if not repo.head.is_valid():
+        return None
+    relative = repo_relative(repo, file)
+    for commit in repo.iter_commits(commit_at(repo, ref), paths=relative, max_count=1):
+        return CommitInfo.of(commit)
+    return None
+
+
+def commits_touching(file: Path) -> Iterator[tuple[CommitInfo, str | None]]:
+    """Oldest first: each commit that changed `file`, with the file's text after it."""
+    for revision in file_revisions(file):
+        yield revision.commit, revision.text()

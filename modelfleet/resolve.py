@@ -45,6 +45,10 @@ class Resolution:
     def models(self) -> tuple[ModelSpec, ...]:
         return tuple(item.spec for item in self.resolved)
 
+    def problem(self, item: ResolvedModel, path: Path, message: str) -> Problem:
+        """A problem with a field of a resolved model, at the line that set the field."""
+        return _problem(self.manifest, item.index, item.merged, path, message, self.environment)
+
     def select(self, team: str | None = None, require_approved: bool = False) -> Resolution:
         """The models a stack deploys: one team's only, refusing candidates if required."""
         chosen = self.resolved
@@ -59,10 +63,9 @@ class Resolution:
                     "a stack that would deploy nothing is refused rather than emptied"))
         if require_approved:
             problems += [
-                _problem(self.manifest, item.index, item.merged, ("stage",),
-                         "is 'candidate', but this stack deploys approved models only; "
-                         "set `stage: approved` once the model has passed review",
-                         self.environment)
+                self.problem(item, ("stage",),
+                             "is 'candidate', but this stack deploys approved models only; "
+                             "set `stage: approved` once the model has passed review")
                 for item in chosen if item.spec.stage != "approved"]
         if problems:
             raise ManifestError(problems)

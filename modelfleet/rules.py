@@ -22,11 +22,20 @@ class PathChecker(Protocol):
     def kind(self, relative: str) -> PathKind | None: ...
 
 
+class LocalPaths(PathChecker, Protocol):
+    """Paths that can also be had on disk, for uploads and image builds."""
+
+    def local(self, relative: str) -> FsPath: ...
+
+
 @dataclass(frozen=True)
 class DirectoryPaths:
     """Paths in a folder on disk (the working tree)."""
 
     root: FsPath
+
+    def local(self, relative: str) -> FsPath:
+        return self.root / relative
 
     def kind(self, relative: str) -> PathKind | None:
         path = self.root / relative

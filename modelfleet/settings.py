@@ -17,7 +17,8 @@ from modelfleet.problems import ManifestError, Problem
 NAMESPACE = "modelfleet"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 CONFIG_KEYS = ("environment", "namespace", "manifest", "manifestRef", "team", "requireApproved",
-               "oidcProviderArn", "oidcProviderUrl", "kubeconfig")
+               "oidcProviderArn", "oidcProviderUrl", "kubeconfig", "kmsKeyArn",
+               "noncurrentVersionDays", "imagePlatform", "untaggedImageDays")
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off", ""}
 
@@ -40,6 +41,12 @@ class StackSettings:
     oidc_provider_url: str | None = None
     kubeconfig: str | None = field(default=None, repr=False)
     """A kubeconfig's text, or the name of a context in the ambient kubeconfig."""
+    kms_key_arn: str | None = None
+    """Encrypt the registry with this key instead of one of the stack's own."""
+    noncurrent_version_days: int = 90
+    """Days an overwritten registry object's old version is kept."""
+    image_platform: str = "linux/amd64"
+    untagged_image_days: int = 14
 
     @classmethod
     def parse(cls, config: Mapping[str, Any], file: str) -> StackSettings:
@@ -57,6 +64,10 @@ class StackSettings:
             oidc_provider_arn=reader.text("oidcProviderArn"),
             oidc_provider_url=_strip_scheme(reader.text("oidcProviderUrl")),
             kubeconfig=reader.text("kubeconfig"),
+            kms_key_arn=reader.text("kmsKeyArn"),
+            noncurrent_version_days=reader.integer("noncurrentVersionDays", 90, low=1),
+            image_platform=reader.text("imagePlatform") or "linux/amd64",
+            untagged_image_days=reader.integer("untaggedImageDays", 14, low=1),
         )
         if reader.problems:
             raise ManifestError(reader.problems)
@@ -94,6 +105,20 @@ class _Reader:
         if value is not None and not _DNS_LABEL.match(value):
             self._problem(key, f"'{value}' is not a DNS label (lowercase letters, digits, '-')")
         return value
+
+    def integer(self, key: str, default: int, low: int) -> int:
+        value = self.values.get(key)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(str(value))
+        except ValueError:
+            self._problem(key, f"must be a whole number, got '{value}'")
+            return default
+        if number < low:
+            self._problem(key, f"must be at least {low}, got {number}")
+            return default
+        return number
 
     def boolean(self, key: str) -> bool:
         value = self.values.get(key)

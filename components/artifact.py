@@ -1,0 +1,114 @@
+"""A model version in the registry: its artifact (uploaded, or referenced) and its metadata record.
+
+Keys carry the version (`models/<name>/<version>/...`) while Pulumi names do
+not, so a version bump writes new objects; every object is retained on
+delete, so the previous version's objects stay where clients found them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.provenance import Provenance
+from modelfleet.schema import ModelSpec
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    """One file of a local artifact, already checked out at the deployed ref."""
+
+    key: str
+    """Path below the version's `artifact/` prefix."""
+    path: str
+    """Local path of the file to upload."""
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelArtifactArgs:
+    model: ModelSpec
+    provenance: Provenance
+    environment: str
+    bucket_name: pulumi.Input[str]
+    image_reference: pulumi.Input[str]
+    files: tuple[ArtifactFile, ...] = ()
+    """The local artifact's files; empty when the manifest gives `artifact.uri`."""
+    single_file: bool = False
+    """True when `artifact.path` names one file: MODEL_URI is then that object, not a prefix."""
+    entry_digest: str = ""
+    """Digest of the model's resolved manifest entry."""
+    manifest_file: str = "models.yaml"
+
+
+def version_prefix(model: str, version: str) -> str:
+    return f"models/{model}/{version}/"
+
+
+def metadata_key(model: str, version: str) -> str:
+    return version_prefix(model, version) + "metadata.json"
+
+
+class ModelArtifact(pulumi.ComponentResource):
+    """The artifact of one model version and `models/<name>/<version>/metadata.json`."""
+
+    uri: pulumi.Output[str]
+    """Where the model server loads the artifact from (MODEL_URI)."""
+    metadata_key: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ModelArtifactArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelfleet:registry:ModelArtifact", name, None, opts)
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
+        model = args.model
+        prefix = version_prefix(model.name, model.version) + "artifact/"
+        tags = args.provenance.aws_tags()
+        for file in args.files:
+            aws.s3.BucketObjectv2(
+                f"{name}-artifact/{file.key}", bucket=args.bucket_name, key=prefix + file.key,
+                source=pulumi.FileAsset(file.path), checksum_algorithm="SHA256",
+                content_type="application/octet-stream", tags=tags, opts=kept)
+        if model.artifact.uri:
+            self.uri = pulumi.Output.from_input(model.artifact.uri)
+        else:
+            target = prefix + args.files[0].key if args.single_file else prefix
+            self.uri = pulumi.Output.concat("s3://", args.bucket_name, "/", target)
+        key = metadata_key(model.name, model.version)
+        record = pulumi.Output.all(self.uri, args.image_reference).apply(
+            lambda resolved: json.dumps(metadata_record(args, resolved[0], resolved[1]),
+                                        indent=2, sort_keys=True))
+        aws.s3.BucketObjectv2(f"{name}-metadata", bucket=args.bucket_name, key=key,
+                              content=record, content_type="application/json", tags=tags,
+                              opts=kept)
+        self.metadata_key = pulumi.Output.from_input(key)
+        self.register_outputs({"uri": self.uri, "metadata_key": self.metadata_key})
+
+
+def metadata_record(args: ModelArtifactArgs, artifact_uri: str,
+                    image_reference: str) -> dict[str, Any]:
+    """What clients read about a model version; written once per version and on its changes."""
+    model = args.model
+    return {
+        "apiVersion": "modelfleet/v1",
+        "name": model.name,
+        "version": model.version,
+        "team": model.team,
+        "stage": model.stage,
+        "environment": args.environment,
+        "artifact": {
+            "uri": artifact_uri,
+            "sha256": model.artifact.sha256 or (
+                args.files[0].sha256 if args.single_file else None),
+            "files": [{"key": f.key, "sha256": f.sha256} for f in args.files],
+        },
+        "image": image_reference,
+        "manifest": {
+            "file": args.manifest_file,
+            "commit": args.provenance.commit,
+            "entryDigest": args.entry_digest,
+        },
+    }

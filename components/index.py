@@ -1,0 +1,80 @@
+"""`index.json` at the registry's root: how clients discover the models a stack deploys."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.provenance import StackScope
+
+INDEX_KEY = "index.json"
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    name: str
+    version: str
+    team: str
+    stage: str
+    metadata_key: str
+    artifact_uri: pulumi.Input[str]
+    image: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class ManifestRevision:
+    """The manifest revision a deployment came from."""
+
+    file: str
+    commit: str
+    """The last commit that changed the manifest file, or `uncommitted`."""
+    digest: str
+    """sha256 of the manifest's text."""
+
+
+@dataclass(frozen=True)
+class RegistryIndexArgs:
+    scope: StackScope
+    bucket_name: pulumi.Input[str]
+    manifest: ManifestRevision
+    entries: tuple[IndexEntry, ...]
+
+
+class RegistryIndex(pulumi.ComponentResource):
+    """One JSON object listing every deployed model, its version and its metadata key."""
+
+    key: pulumi.Output[str]
+
+    def __init__(self, name: str, args: RegistryIndexArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelfleet:registry:RegistryIndex", name, None, opts)
+        resolved = pulumi.Output.all(
+            *[pulumi.Output.all(e.artifact_uri, e.image) for e in args.entries])
+        content = resolved.apply(lambda pairs: json.dumps(
+            index_document(args, [(str(uri), str(image)) for uri, image in pairs]),
+            indent=2, sort_keys=True))
+        aws.s3.BucketObjectv2(f"{name}-object", bucket=args.bucket_name, key=INDEX_KEY,
+                              content=content, content_type="application/json",
+                              tags=args.scope.aws_tags(),
+                              opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
+        self.key = pulumi.Output.from_input(INDEX_KEY)
+        self.register_outputs({"key": self.key})
+
+
+def index_document(args: RegistryIndexArgs, resolved: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelfleet/v1",
+        "stack": args.scope.stack,
+        "environment": args.scope.environment,
+        "manifest": {"file": args.manifest.file, "commit": args.manifest.commit,
+                     "digest": args.manifest.digest},
+        "models": [
+            {"name": e.name, "version": e.version, "team": e.team, "stage": e.stage,
+             "metadata": e.metadata_key, "artifact": uri, "image": image}
+            for e, (uri, image) in zip(args.entries, resolved, strict=True)
+        ],
+    }

@@ -1,0 +1,71 @@
+"""Provenance on every resource: which model, version, team, environment and commit made it.
+
+Tags (AWS) and labels (Kubernetes) come from one place so that a search by
+`model=fraud-detector` finds the queue, the role and the pods alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelfleet.semver import label_safe
+
+MANAGED_BY = "modelfleet"
+LABEL_PREFIX = "modelfleet.dev"
+
+
+@dataclass(frozen=True)
+class StackScope:
+    """What every resource of a stack shares."""
+
+    project: str
+    stack: str
+    environment: str
+
+    def aws_tags(self) -> dict[str, str]:
+        return {"environment": self.environment, "stack": self.stack, "managed-by": MANAGED_BY}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a model's resources carry.
+
+    `commit` is the commit that set the model's current version, not the newest
+    commit: provenance then changes exactly when the version does, and an unrelated
+    commit to the manifest changes no resource of this model.
+    """
+
+    model: str
+    version: str
+    team: str
+    commit: str
+    scope: StackScope
+
+    def aws_tags(self) -> dict[str, str]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "team": self.team,
+            "manifest-commit": self.commit,
+            **self.scope.aws_tags(),
+        }
+
+    def labels(self, component: str) -> dict[str, str]:
+        """Kubernetes labels: the standard `app.kubernetes.io/*` set plus team and environment."""
+        return {
+            **self.selector(component),
+            "app.kubernetes.io/instance": self.model,
+            "app.kubernetes.io/version": label_safe(self.version),
+            "app.kubernetes.io/part-of": MANAGED_BY,
+            "app.kubernetes.io/managed-by": "pulumi",
+            f"{LABEL_PREFIX}/team": self.team,
+            f"{LABEL_PREFIX}/environment": self.scope.environment,
+        }
+
+    def selector(self, component: str) -> dict[str, str]:
+        """The labels a selector matches: never the version, since selectors are immutable."""
+        return {"app.kubernetes.io/name": self.model, "app.kubernetes.io/component": component}
+
+    def annotations(self) -> dict[str, str]:
+        return {f"{LABEL_PREFIX}/manifest-commit": self.commit,
+                f"{LABEL_PREFIX}/version": self.version}

@@ -1,0 +1,117 @@
+"""Everything one stack deploys, worked out before any resource is declared.
+
+The manifest is read at the stack's ref, validated and resolved for its
+environment, filtered and gated; local artifacts are hashed, pins verified,
+and files of a pinned ref written out so that uploads and builds use that
+ref's content, not the working tree's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelfleet.diff import as_written
+from modelfleet.gitsource import ManifestText
+from modelfleet.load import load_resolution
+from modelfleet.problems import ManifestError, Problem
+from modelfleet.provenance import VersionHistory, manifest_commit
+from modelfleet.resolve import Resolution, ResolvedModel
+from modelfleet.schema import ModelSpec
+from modelfleet.settings import StackSettings
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    key: str
+    """Path of the file below the artifact's folder (its name, for a single file)."""
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelRelease:
+    """One model as this stack deploys it, with what the components need to know of files."""
+
+    spec: ModelSpec
+    commit: str
+    """The commit that set the model's current version, or `uncommitted`."""
+    entry_digest: str
+    """sha256 of the resolved entry: changes exactly when the model's deployment does."""
+    artifact_files: tuple[LocalFile, ...] = ()
+    single_file_artifact: bool = False
+    build_context: str | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    settings: StackSettings
+    source: ManifestText
+    resolution: Resolution
+    manifest_commit: str
+    models: tuple[ModelRelease, ...]
+
+
+def load_release(settings: StackSettings, project_root: Path,
+                 history: VersionHistory | None = None) -> Release:
+    """Read, validate, resolve and prepare the stack's manifest; raise on any problem."""
+    file = project_root / settings.manifest
+    source, resolution = load_resolution(file, settings.manifest_ref, settings.environment,
+                                         display=settings.manifest)
+    resolution = resolution.select(settings.team, settings.require_approved)
+    commits = (history or VersionHistory()).version_commits(
+        source, file, settings.environment, {m.name: m.version for m in resolution.models})
+    problems: list[Problem] = []
+    models = tuple(_prepare(item, source, resolution, commits[item.spec.name], problems)
+                   for item in resolution.resolved)
+    if problems:
+        raise ManifestError(problems)
+    return Release(settings, source, resolution, manifest_commit(source, file), models)
+
+
+def _prepare(item: ResolvedModel, source: ManifestText, resolution: Resolution, commit: str,
+             problems: list[Problem]) -> ModelRelease:
+    spec = item.spec
+    files: tuple[LocalFile, ...] = ()
+    single = False
+    if spec.artifact.path:
+        root = source.paths.local(spec.artifact.path)
+        single = root.is_file()
+        files = tuple(local_files(root))
+        if spec.artifact.sha256 and not single:
+            problems.append(resolution.problem(
+                item, ("artifact", "sha256"),
+                f"pins one file, but '{spec.artifact.path}' is a folder; remove the pin "
+                "(each uploaded file's sha256 is recorded in the metadata)"))
+        elif spec.artifact.sha256 and files[0].sha256 != spec.artifact.sha256:
+            problems.append(resolution.problem(
+                item, ("artifact", "sha256"),
+                f"'{spec.artifact.path}' has sha256 {files[0].sha256}, not the pinned "
+                f"{spec.artifact.sha256}"))
+    context = str(source.paths.local(spec.image.build.context)) if spec.image.build else None
+    return ModelRelease(spec, commit, entry_digest(spec), files, single, context)
+
+
+def local_files(root: Path) -> list[LocalFile]:
+    """A file, or every file below a folder in a stable order, with its sha256."""
+    if root.is_file():
+        return [LocalFile(root.name, str(root), file_sha256(root))]
+    return [LocalFile(path.relative_to(root).as_posix(), str(path), file_sha256(path))
+            for path in sorted(root.rglob("*")) if path.is_file()]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def entry_digest(spec: ModelSpec) -> str:
+    canonical = json.dumps(as_written(spec), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,106 @@
+"""The Pulumi program as a module: stack config -> validated release -> fleet -> outputs.
+
+`__main__.py` runs it for `pulumi up`; the tests and `python -m modelfleet plan`
+import and run the very same function under Pulumi's mock runtime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from components.artifact import ArtifactFile
+from components.fleet import ModelFleet, ModelFleetArgs
+from components.image import ImageBuild
+from components.index import ManifestRevision
+from components.model import DeployedModelArgs
+from components.provenance import Provenance, StackScope
+from components.registry import ModelRegistryArgs
+from modelfleet.problems import ManifestError, SourceError
+from modelfleet.release import ModelRelease, Release, load_release
+from modelfleet.settings import CONFIG_KEYS, NAMESPACE, StackSettings
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+
+def read_settings() -> StackSettings:
+    config = pulumi.Config(NAMESPACE)
+    values = {key: config.get(key) for key in CONFIG_KEYS}
+    return StackSettings.parse(values, f"stacks/Pulumi.{pulumi.get_stack()}.yaml")
+
+
+def prepare() -> Release:
+    """Everything validated before the first resource: or a clean failure, one line a problem."""
+    try:
+        return load_release(read_settings(), PROJECT_ROOT)
+    except ManifestError as error:
+        for problem in error.problems:
+            pulumi.log.error(str(problem))
+        raise pulumi.RunError(f"{len(error.problems)} problem(s); nothing was declared") from None
+    except SourceError as error:
+        raise pulumi.RunError(str(error)) from None
+
+
+def fleet_args(release: Release) -> ModelFleetArgs:
+    settings = release.settings
+    scope = StackScope(pulumi.get_project(), pulumi.get_stack(), settings.environment)
+    return ModelFleetArgs(
+        scope=scope,
+        registry=ModelRegistryArgs(scope, settings.kms_key_arn,
+                                   settings.noncurrent_version_days),
+        manifest=ManifestRevision(settings.manifest, release.manifest_commit,
+                                  release.source.digest),
+        models=tuple(model_args(model, scope, settings) for model in release.models))
+
+
+def model_args(model: ModelRelease, scope: StackScope,
+               settings: StackSettings) -> DeployedModelArgs:
+    spec = model.spec
+    build = spec.image.build
+    return DeployedModelArgs(
+        spec=spec,
+        provenance=Provenance(spec.name, spec.version, spec.team, model.commit, scope),
+        environment=settings.environment,
+        repository_name=f"{scope.project}/{scope.stack}/{spec.name}".lower(),
+        entry_digest=model.entry_digest,
+        manifest_file=settings.manifest,
+        artifact_files=tuple(ArtifactFile(f.key, f.path, f.sha256)
+                             for f in model.artifact_files),
+        single_file_artifact=model.single_file_artifact,
+        build=ImageBuild(model.build_context, dict(build.args), settings.image_platform)
+        if build and model.build_context else None,
+        untagged_image_days=settings.untagged_image_days)
+
+
+def providers() -> list[pulumi.ProviderResource]:
+    """Explicit providers, so that no resource falls back to ambient credentials or region."""
+    region = pulumi.Config("aws").get("region")
+    return [aws.Provider("aws", region=region)]
+
+
+def export_outputs(fleet: ModelFleet, release: Release) -> None:
+    source = release.source
+    pulumi.export("registry", {"bucket": fleet.registry.bucket_name,
+                               "keyArn": fleet.registry.key_arn})
+    pulumi.export("models", {
+        model.spec.name: {"version": model.spec.version,
+                          "image": fleet.models[model.spec.name].image_reference,
+                          "artifact": fleet.models[model.spec.name].artifact_uri,
+                          "metadata": fleet.models[model.spec.name].metadata_key}
+        for model in release.models})
+    pulumi.export("manifest", {
+        "file": release.settings.manifest,
+        "ref": source.ref,
+        "commit": source.commit.sha if source.commit else None,
+        "digest": source.digest,
+        "models": [model.spec.name for model in release.models],
+    })
+
+
+def main() -> None:
+    release = prepare()
+    fleet = ModelFleet("fleet", fleet_args(release),
+                       pulumi.ResourceOptions(providers=providers()))
+    export_outputs(fleet, release)

@@ -1,0 +1,48 @@
+"""Run the real program (program.main) for a stack config against the simulated cloud."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import program
+from planner.simulate import Simulation, simulate
+from tests import cloud
+
+BASE_CONFIG = {
+    "aws:region": cloud.REGION,
+    "modelfleet:namespace": "models",
+}
+
+
+def deploy(manifest: Path, *, stack: str = "dev", environment: str = "dev",
+           config: Mapping[str, str] | None = None, preview: bool = False) -> Simulation:
+    """`pulumi up` of `stack` deploying `manifest` (a path, usually in a temporary repo)."""
+    settings = {**BASE_CONFIG, "modelfleet:environment": environment,
+                "modelfleet:manifest": str(manifest), **(config or {})}
+    return simulate(program.main, stack=stack, config=settings, preview=preview,
+                    simulate_outputs=cloud.simulate_outputs, respond_to_call=cloud.respond_to_call)
+
+
+def inputs_by_key(simulation: Simulation) -> dict[tuple[str, str], dict[str, Any]]:
+    return {r.key: r.inputs for r in simulation.registrations if r.custom}
+
+
+def changed(before: Simulation, after: Simulation) -> set[tuple[str, str]]:
+    """Cloud resources whose inputs differ between two runs, or that only one run declares."""
+    old, new = inputs_by_key(before), inputs_by_key(after)
+    return {key for key in old.keys() | new.keys()
+            if _comparable(old.get(key)) != _comparable(new.get(key))}
+
+
+def _comparable(value: Any) -> Any:
+    """Inputs with assets replaced by their path, so two runs compare by content."""
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    path = getattr(value, "path", None)
+    if isinstance(path, str):
+        return ("asset", path)
+    return value
