@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 
 from components.artifact import ArtifactFile
+from components.cluster import ClusterSettings, GpuPlacement
 from components.fleet import ModelFleet, ModelFleetArgs
 from components.image import ImageBuild
-from components.index import ManifestRevision
 from components.model import DeployedModelArgs
 from components.provenance import Provenance, StackScope
 from components.registry import ModelRegistryArgs
@@ -27,7 +28,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 
 def read_settings() -> StackSettings:
     config = pulumi.Config(NAMESPACE)
-    values = {key: config.get(key) for key in CONFIG_KEYS}
+    # The kubeconfig is a secret: only the provider reads it, with get_secret.
+    values = {key: config.get(key) for key in CONFIG_KEYS if key != "kubeconfig"}
     return StackSettings.parse(values, f"stacks/Pulumi.{pulumi.get_stack()}.yaml")
 
 
@@ -46,25 +48,37 @@ def prepare() -> Release:
 def fleet_args(release: Release) -> ModelFleetArgs:
     settings = release.settings
     scope = StackScope(pulumi.get_project(), pulumi.get_stack(), settings.environment)
+    cluster = cluster_settings(settings)
     return ModelFleetArgs(
         scope=scope,
         registry=ModelRegistryArgs(scope, settings.kms_key_arn,
                                    settings.noncurrent_version_days),
-        manifest=ManifestRevision(settings.manifest, release.manifest_commit,
-                                  release.source.digest),
-        models=tuple(model_args(model, scope, settings) for model in release.models))
+        cluster=cluster,
+        models=tuple(model_args(model, scope, settings, cluster) for model in release.models),
+        create_namespace=settings.create_namespace)
 
 
-def model_args(model: ModelRelease, scope: StackScope,
-               settings: StackSettings) -> DeployedModelArgs:
+def cluster_settings(settings: StackSettings) -> ClusterSettings:
+    return ClusterSettings(
+        namespace=settings.namespace,
+        oidc_provider_arn=settings.oidc_provider_arn or "",
+        oidc_provider_url=settings.oidc_provider_url or "",
+        allowed_namespaces=settings.allowed_namespaces,
+        gpu=GpuPlacement(dict(settings.gpu_node_selector), settings.gpu_toleration_key),
+        keda=settings.keda)
+
+
+def model_args(model: ModelRelease, scope: StackScope, settings: StackSettings,
+               cluster: ClusterSettings) -> DeployedModelArgs:
     spec = model.spec
     build = spec.image.build
     return DeployedModelArgs(
         spec=spec,
-        provenance=Provenance(spec.name, spec.version, spec.team, model.commit, scope),
+        provenance=Provenance(spec.name, spec.version, spec.team, model.origin.commit,
+                              model.origin.digest, scope),
         environment=settings.environment,
+        cluster=cluster,
         repository_name=f"{scope.project}/{scope.stack}/{spec.name}".lower(),
-        entry_digest=model.entry_digest,
         manifest_file=settings.manifest,
         artifact_files=tuple(ArtifactFile(f.key, f.path, f.sha256)
                              for f in model.artifact_files),
@@ -75,9 +89,21 @@ def model_args(model: ModelRelease, scope: StackScope,
 
 
 def providers() -> list[pulumi.ProviderResource]:
-    """Explicit providers, so that no resource falls back to ambient credentials or region."""
+    """Explicit providers, so that no resource falls back to ambient credentials or region.
+
+    `modelfleet:kubeconfig` is either a kubeconfig (kept secret) or the name of a
+    context in the ambient kubeconfig; empty means the ambient current context.
+    """
     region = pulumi.Config("aws").get("region")
-    return [aws.Provider("aws", region=region)]
+    kubeconfig = pulumi.Config(NAMESPACE).get("kubeconfig") or ""
+    if "\n" in kubeconfig or kubeconfig.lstrip().startswith("{"):
+        cluster = k8s.Provider("kubernetes",
+                               kubeconfig=pulumi.Config(NAMESPACE).require_secret("kubeconfig"))
+    elif kubeconfig:
+        cluster = k8s.Provider("kubernetes", context=kubeconfig)
+    else:
+        cluster = k8s.Provider("kubernetes")
+    return [aws.Provider("aws", region=region), cluster]
 
 
 def export_outputs(fleet: ModelFleet, release: Release) -> None:
@@ -88,7 +114,8 @@ def export_outputs(fleet: ModelFleet, release: Release) -> None:
         model.spec.name: {"version": model.spec.version,
                           "image": fleet.models[model.spec.name].image_reference,
                           "artifact": fleet.models[model.spec.name].artifact_uri,
-                          "metadata": fleet.models[model.spec.name].metadata_key}
+                          "metadata": fleet.models[model.spec.name].metadata_key,
+                          "endpoint": fleet.models[model.spec.name].endpoint}
         for model in release.models})
     pulumi.export("manifest", {
         "file": release.settings.manifest,

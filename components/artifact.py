@@ -40,8 +40,6 @@ class ModelArtifactArgs:
     """The local artifact's files; empty when the manifest gives `artifact.uri`."""
     single_file: bool = False
     """True when `artifact.path` names one file: MODEL_URI is then that object, not a prefix."""
-    entry_digest: str = ""
-    """Digest of the model's resolved manifest entry."""
     manifest_file: str = "models.yaml"
 
 
@@ -109,6 +107,6 @@ def metadata_record(args: ModelArtifactArgs, artifact_uri: str,
         "manifest": {
             "file": args.manifest_file,
             "commit": args.provenance.commit,
-            "entryDigest": args.entry_digest,
+            "digest": args.provenance.manifest_digest,
         },
     }

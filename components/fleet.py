@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components.artifact import metadata_key
-from components.index import IndexEntry, ManifestRevision, RegistryIndex, RegistryIndexArgs
+from components.cluster import ClusterSettings
+from components.index import IndexEntry, RegistryIndex, RegistryIndexArgs
 from components.model import DeployedModel, DeployedModelArgs
 from components.provenance import StackScope
 from components.registry import ModelRegistry, ModelRegistryArgs
@@ -17,8 +19,10 @@ from components.registry import ModelRegistry, ModelRegistryArgs
 class ModelFleetArgs:
     scope: StackScope
     registry: ModelRegistryArgs
-    manifest: ManifestRevision
+    cluster: ClusterSettings
     models: tuple[DeployedModelArgs, ...]
+    create_namespace: bool = False
+    """Create the namespace (restricted pod security); otherwise it must exist."""
 
 
 class ModelFleet(pulumi.ComponentResource):
@@ -32,13 +36,37 @@ class ModelFleet(pulumi.ComponentResource):
         super().__init__("modelfleet:fleet:ModelFleet", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.registry = ModelRegistry("registry", args.registry, child)
-        self.models = {model.spec.name: DeployedModel(model.spec.name, model, self.registry, child)
-                       for model in args.models}
+        cluster = args.cluster
+        if args.create_namespace:
+            cluster = replace(cluster, namespace_resource=model_namespace(
+                args.cluster.namespace, args.scope, child).metadata.name)
+        self.models = {
+            model.spec.name: DeployedModel(model.spec.name, replace(model, cluster=cluster),
+                                           self.registry, child)
+            for model in args.models}
         RegistryIndex("registry-index", RegistryIndexArgs(
-            scope=args.scope, bucket_name=self.registry.bucket_name, manifest=args.manifest,
+            scope=args.scope, bucket_name=self.registry.bucket_name,
             entries=tuple(IndexEntry(
                 name=m.spec.name, version=m.spec.version, team=m.spec.team, stage=m.spec.stage,
                 metadata_key=metadata_key(m.spec.name, m.spec.version),
+                commit=m.provenance.commit,
                 artifact_uri=self.models[m.spec.name].artifact_uri,
                 image=self.models[m.spec.name].image_reference) for m in args.models)), child)
         self.register_outputs({"bucket": self.registry.bucket_name})
+
+
+def model_namespace(name: str, scope: StackScope, opts: pulumi.ResourceOptions,
+                    ) -> k8s.core.v1.Namespace:
+    """The stack's namespace, enforcing the `restricted` Pod Security Standard.
+
+    Retained on delete: deleting a namespace deletes everything in it.
+    """
+    return k8s.core.v1.Namespace(
+        "namespace",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=name, labels={
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest",
+            "app.kubernetes.io/managed-by": "pulumi",
+            "modelfleet.dev/environment": scope.environment,
+        }),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(retain_on_delete=True)))

@@ -1,4 +1,9 @@
-"""`index.json` at the registry's root: how clients discover the models a stack deploys."""
+"""`index.json` at the registry's root: how clients discover the models a stack deploys.
+
+It holds what identifies each deployed version and nothing that changes without
+one (no newest commit, no manifest digest), so an update that leaves every
+model's version, image and artifact as they were leaves the index as it was.
+"""
 
 from __future__ import annotations
 
@@ -21,26 +26,16 @@ class IndexEntry:
     team: str
     stage: str
     metadata_key: str
+    commit: str
+    """The commit that set this version."""
     artifact_uri: pulumi.Input[str]
     image: pulumi.Input[str]
-
-
-@dataclass(frozen=True)
-class ManifestRevision:
-    """The manifest revision a deployment came from."""
-
-    file: str
-    commit: str
-    """The last commit that changed the manifest file, or `uncommitted`."""
-    digest: str
-    """sha256 of the manifest's text."""
 
 
 @dataclass(frozen=True)
 class RegistryIndexArgs:
     scope: StackScope
     bucket_name: pulumi.Input[str]
-    manifest: ManifestRevision
     entries: tuple[IndexEntry, ...]
 
 
@@ -70,11 +65,9 @@ def index_document(args: RegistryIndexArgs, resolved: list[tuple[str, str]]) -> 
         "apiVersion": "modelfleet/v1",
         "stack": args.scope.stack,
         "environment": args.scope.environment,
-        "manifest": {"file": args.manifest.file, "commit": args.manifest.commit,
-                     "digest": args.manifest.digest},
         "models": [
             {"name": e.name, "version": e.version, "team": e.team, "stage": e.stage,
-             "metadata": e.metadata_key, "artifact": uri, "image": image}
+             "metadata": e.metadata_key, "commit": e.commit, "artifact": uri, "image": image}
             for e, (uri, image) in zip(args.entries, resolved, strict=True)
         ],
     }

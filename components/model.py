@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import pulumi
 
 from components.artifact import ArtifactFile, ModelArtifact, ModelArtifactArgs
+from components.cluster import ClusterSettings
 from components.image import ImageBuild, ModelImage, ModelImageArgs
 from components.provenance import Provenance
 from components.registry import ModelRegistry
+from components.serving import ModelService, ModelServiceArgs, RegistryAccess
 from modelfleet.schema import ModelSpec
 
 
@@ -18,8 +20,8 @@ class DeployedModelArgs:
     spec: ModelSpec
     provenance: Provenance
     environment: str
+    cluster: ClusterSettings
     repository_name: str
-    entry_digest: str
     manifest_file: str
     artifact_files: tuple[ArtifactFile, ...] = ()
     single_file_artifact: bool = False
@@ -28,11 +30,12 @@ class DeployedModelArgs:
 
 
 class DeployedModel(pulumi.ComponentResource):
-    """A model's image and registry record."""
+    """A model's image, registry record, online service and batch workers."""
 
     image_reference: pulumi.Output[str]
     artifact_uri: pulumi.Output[str]
     metadata_key: pulumi.Output[str]
+    endpoint: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: DeployedModelArgs, registry: ModelRegistry,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -46,10 +49,18 @@ class DeployedModel(pulumi.ComponentResource):
             model=args.spec, provenance=args.provenance, environment=args.environment,
             bucket_name=registry.bucket_name, image_reference=image.reference,
             files=args.artifact_files, single_file=args.single_file_artifact,
-            entry_digest=args.entry_digest, manifest_file=args.manifest_file), child)
+            manifest_file=args.manifest_file), child)
+        access = RegistryAccess(bucket_name=registry.bucket_name, key_arn=registry.key_arn)
+        self.endpoint = None
+        if args.spec.serving is not None:
+            service = ModelService(name, ModelServiceArgs(
+                spec=args.spec, provenance=args.provenance, cluster=args.cluster,
+                image=image.reference, artifact_uri=artifact.uri, registry=access), child)
+            self.endpoint = service.endpoint
         self.image_reference = image.reference
         self.artifact_uri = artifact.uri
         self.metadata_key = artifact.metadata_key
         self.register_outputs({"image_reference": self.image_reference,
                                "artifact_uri": self.artifact_uri,
-                               "metadata_key": self.metadata_key})
+                               "metadata_key": self.metadata_key,
+                               "endpoint": self.endpoint})

@@ -39,6 +39,8 @@ class Provenance:
     version: str
     team: str
     commit: str
+    manifest_digest: str
+    """sha256 of the manifest's text at `commit`."""
     scope: StackScope
 
     def aws_tags(self) -> dict[str, str]:

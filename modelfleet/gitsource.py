@@ -235,17 +235,6 @@ def file_revisions(file: Path, ref: str = "HEAD") -> Iterator[FileRevision]:
                            blob.type == "blob" else None)
 
 
-def last_change(file: Path, ref: str = "HEAD") -> CommitInfo | None:
-    """The newest commit up to `ref` that changed `file`."""
-    repo = open_repository(file)
-    if not repo.head.is_valid():
-        return None
-    relative = repo_relative(repo, file)
-    for commit in repo.iter_commits(commit_at(repo, ref), paths=relative, max_count=1):
-        return CommitInfo.of(commit)
-    return None
-
-
 def commits_touching(file: Path) -> Iterator[tuple[CommitInfo, str | None]]:
     """Oldest first: each commit that changed `file`, with the file's text after it."""
     for revision in file_revisions(file):

@@ -1,4 +1,4 @@
-"""Which commit set each model's current version, and which last changed the manifest.
+"""Which commit set each model's current version.
 
 Resources carry the commit that *set the model's version*, so their tags change
 exactly when the version does: an unrelated edit elsewhere in the manifest
@@ -7,15 +7,25 @@ leaves every other model's resources alone (DESIGN invariants 2 and 6).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from modelfleet.gitsource import FileRevision, ManifestText, file_revisions, last_change
+from modelfleet.gitsource import FileRevision, ManifestText, file_revisions
 
 UNCOMMITTED = "uncommitted"
+
+
+@dataclass(frozen=True)
+class VersionOrigin:
+    """The commit that set a model's current version, and the manifest's digest there."""
+
+    commit: str
+    digest: str
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -42,43 +52,43 @@ def versions_in(text: str | None, environment: str | None) -> dict[str, str]:
     return found
 
 
+def text_digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
 class VersionHistory:
     """Walks the manifest's history once; memoises each distinct file content."""
 
     def __init__(self) -> None:
-        self._parsed: dict[tuple[str, str | None], dict[str, str]] = {}
+        self._parsed: dict[tuple[str, str | None], tuple[dict[str, str], str]] = {}
 
-    def _versions(self, revision: FileRevision, environment: str | None) -> dict[str, str]:
+    def _read(self, revision: FileRevision,
+              environment: str | None) -> tuple[dict[str, str], str]:
         key = (revision.blob_sha or "", environment)
         if key not in self._parsed:
-            self._parsed[key] = versions_in(revision.text(), environment)
+            text = revision.text() or ""
+            self._parsed[key] = (versions_in(text, environment), text_digest(text))
         return self._parsed[key]
 
-    def version_commits(self, source: ManifestText, file: Path, environment: str | None,
-                        current: Mapping[str, str]) -> dict[str, str]:
-        """For each model in `current` (name -> version), the commit that set that version.
+    def version_origins(self, source: ManifestText, file: Path, environment: str | None,
+                        current: Mapping[str, str]) -> dict[str, VersionOrigin]:
+        """For each model in `current` (name -> version), where its version was set.
 
         A version that no commit up to the deployed ref has (an uncommitted edit,
-        or a manifest outside git) is `uncommitted`.
+        or a manifest outside git) is `uncommitted`, with the digest of the text at hand.
         """
+        uncommitted = VersionOrigin(UNCOMMITTED, source.digest)
         if source.commit is None:
-            return dict.fromkeys(current, UNCOMMITTED)
-        since: dict[str, tuple[str, str]] = {}
+            return dict.fromkeys(current, uncommitted)
+        since: dict[str, tuple[str, VersionOrigin]] = {}
         for revision in file_revisions(file, source.commit.sha):
-            versions = self._versions(revision, environment)
+            versions, digest = self._read(revision, environment)
             for name in list(since):
                 if name not in versions:
                     del since[name]  # removed: a later re-add starts a new streak
             for name, version in versions.items():
-                if since.get(name, ("",))[0] != version:
-                    since[name] = (version, revision.commit.sha)
-        return {name: since[name][1] if since.get(name, ("",))[0] == version else UNCOMMITTED
-                for name, version in current.items()}
+                if name not in since or since[name][0] != version:
+                    since[name] = (version, VersionOrigin(revision.commit.sha, digest))
+        return {name: since[name][1] if name in since and since[name][0] == version
+                else uncommitted for name, version in current.items()}
 
-
-def manifest_commit(source: ManifestText, file: Path) -> str:
-    """The last commit that changed the manifest (at the deployed ref), or `uncommitted`."""
-    if source.commit is None or source.dirty:
-        return UNCOMMITTED
-    last = last_change(file, source.commit.sha)
-    return last.sha if last else UNCOMMITTED

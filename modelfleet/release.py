@@ -9,15 +9,13 @@ ref's content, not the working tree's.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelfleet.diff import as_written
 from modelfleet.gitsource import ManifestText
 from modelfleet.load import load_resolution
 from modelfleet.problems import ManifestError, Problem
-from modelfleet.provenance import VersionHistory, manifest_commit
+from modelfleet.provenance import VersionHistory, VersionOrigin
 from modelfleet.resolve import Resolution, ResolvedModel
 from modelfleet.schema import ModelSpec
 from modelfleet.settings import StackSettings
@@ -38,10 +36,9 @@ class ModelRelease:
     """One model as this stack deploys it, with what the components need to know of files."""
 
     spec: ModelSpec
-    commit: str
-    """The commit that set the model's current version, or `uncommitted`."""
-    entry_digest: str
-    """sha256 of the resolved entry: changes exactly when the model's deployment does."""
+    origin: VersionOrigin
+    """The commit that set the model's current version (or `uncommitted`), and the
+    manifest's digest at that commit."""
     artifact_files: tuple[LocalFile, ...] = ()
     single_file_artifact: bool = False
     build_context: str | None = None
@@ -52,7 +49,6 @@ class Release:
     settings: StackSettings
     source: ManifestText
     resolution: Resolution
-    manifest_commit: str
     models: tuple[ModelRelease, ...]
 
 
@@ -63,18 +59,18 @@ def load_release(settings: StackSettings, project_root: Path,
     source, resolution = load_resolution(file, settings.manifest_ref, settings.environment,
                                          display=settings.manifest)
     resolution = resolution.select(settings.team, settings.require_approved)
-    commits = (history or VersionHistory()).version_commits(
+    origins = (history or VersionHistory()).version_origins(
         source, file, settings.environment, {m.name: m.version for m in resolution.models})
     problems: list[Problem] = []
-    models = tuple(_prepare(item, source, resolution, commits[item.spec.name], problems)
+    models = tuple(_prepare(item, source, resolution, origins[item.spec.name], problems)
                    for item in resolution.resolved)
     if problems:
         raise ManifestError(problems)
-    return Release(settings, source, resolution, manifest_commit(source, file), models)
+    return Release(settings, source, resolution, models)
 
 
-def _prepare(item: ResolvedModel, source: ManifestText, resolution: Resolution, commit: str,
-             problems: list[Problem]) -> ModelRelease:
+def _prepare(item: ResolvedModel, source: ManifestText, resolution: Resolution,
+             origin: VersionOrigin, problems: list[Problem]) -> ModelRelease:
     spec = item.spec
     files: tuple[LocalFile, ...] = ()
     single = False
@@ -93,7 +89,7 @@ def _prepare(item: ResolvedModel, source: ManifestText, resolution: Resolution, 
                 f"'{spec.artifact.path}' has sha256 {files[0].sha256}, not the pinned "
                 f"{spec.artifact.sha256}"))
     context = str(source.paths.local(spec.image.build.context)) if spec.image.build else None
-    return ModelRelease(spec, commit, entry_digest(spec), files, single, context)
+    return ModelRelease(spec, origin, files, single, context)
 
 
 def local_files(root: Path) -> list[LocalFile]:
@@ -111,7 +107,3 @@ def file_sha256(path: Path) -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
-
-def entry_digest(spec: ModelSpec) -> str:
-    canonical = json.dumps(as_written(spec), sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

@@ -7,6 +7,7 @@ so a typo in a boolean fails the same way, with the key named, everywhere.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ NAMESPACE = "modelfleet"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 CONFIG_KEYS = ("environment", "namespace", "manifest", "manifestRef", "team", "requireApproved",
                "oidcProviderArn", "oidcProviderUrl", "kubeconfig", "kmsKeyArn",
-               "noncurrentVersionDays", "imagePlatform", "untaggedImageDays")
+               "noncurrentVersionDays", "imagePlatform", "untaggedImageDays", "createNamespace",
+               "allowedNamespaces", "gpuNodeSelector", "gpuTolerationKey", "keda")
+_IRSA = "pods get their AWS permissions through IRSA, from the cluster's OIDC provider"
 _TRUE = {"true", "yes", "1", "on"}
-_FALSE = {"false", "no", "0", "off", ""}
+_FALSE = {"false", "no", "0", "off"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,12 @@ class StackSettings:
     """Days an overwritten registry object's old version is kept."""
     image_platform: str = "linux/amd64"
     untagged_image_days: int = 14
+    create_namespace: bool = False
+    allowed_namespaces: tuple[str, ...] = ()
+    """Namespaces (besides the stack's own) whose pods may call the models."""
+    gpu_node_selector: tuple[tuple[str, str], ...] = (("nvidia.com/gpu.present", "true"),)
+    gpu_toleration_key: str = "nvidia.com/gpu"
+    keda: bool = True
 
     @classmethod
     def parse(cls, config: Mapping[str, Any], file: str) -> StackSettings:
@@ -61,13 +70,19 @@ class StackSettings:
             manifest_ref=reader.text("manifestRef"),
             team=reader.label("team"),
             require_approved=reader.boolean("requireApproved"),
-            oidc_provider_arn=reader.text("oidcProviderArn"),
-            oidc_provider_url=_strip_scheme(reader.text("oidcProviderUrl")),
+            oidc_provider_arn=reader.text("oidcProviderArn", required=True, why=_IRSA),
+            oidc_provider_url=_strip_scheme(reader.text("oidcProviderUrl", required=True,
+                                                        why=_IRSA)),
             kubeconfig=reader.text("kubeconfig"),
             kms_key_arn=reader.text("kmsKeyArn"),
             noncurrent_version_days=reader.integer("noncurrentVersionDays", 90, low=1),
             image_platform=reader.text("imagePlatform") or "linux/amd64",
             untagged_image_days=reader.integer("untaggedImageDays", 14, low=1),
+            create_namespace=reader.boolean("createNamespace"),
+            allowed_namespaces=tuple(reader.labels("allowedNamespaces")),
+            gpu_node_selector=reader.pairs("gpuNodeSelector", "nvidia.com/gpu.present=true"),
+            gpu_toleration_key=reader.text("gpuTolerationKey") or "nvidia.com/gpu",
+            keda=reader.boolean("keda", default=True),
         )
         if reader.problems:
             raise ManifestError(reader.problems)
@@ -88,11 +103,12 @@ class _Reader:
     def _problem(self, key: str, message: str) -> None:
         self.problems.append(Problem(self.file, None, message, path=f"{NAMESPACE}:{key}"))
 
-    def text(self, key: str, required: bool = False) -> str | None:
+    def text(self, key: str, required: bool = False, why: str = "") -> str | None:
         value = self.values.get(key)
         if value is None or value == "":
             if required:
-                self._problem(key, "is required; set it with "
+                reason = f" ({why})" if why else ""
+                self._problem(key, f"is required{reason}; set it with "
                               f"`pulumi config set {NAMESPACE}:{key} <value>`")
             return None
         if isinstance(value, (dict, list)):
@@ -120,13 +136,52 @@ class _Reader:
             return default
         return number
 
-    def boolean(self, key: str) -> bool:
+    def boolean(self, key: str, default: bool = False) -> bool:
         value = self.values.get(key)
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower() if value is not None else ""
+        if text == "":
+            return default
         if text in _TRUE:
             return True
-        if text not in _FALSE:
-            self._problem(key, f"must be true or false, got '{value}'")
-        return False
+        if text in _FALSE:
+            return False
+        self._problem(key, f"must be true or false, got '{value}'")
+        return default
+
+    def items(self, key: str) -> list[str]:
+        """A list: YAML/JSON list, or comma-separated text (as `pulumi config set` gives)."""
+        value = self.values.get(key)
+        if value is None or value == "":
+            return []
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                self._problem(key, f"is not a JSON list: {value}")
+                return []
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        if isinstance(value, list):
+            return [str(item) for item in value]
+        self._problem(key, f"must be a list, got '{value}'")
+        return []
+
+    def labels(self, key: str) -> list[str]:
+        found = self.items(key)
+        for item in found:
+            if not _DNS_LABEL.match(item):
+                self._problem(key, f"'{item}' is not a namespace name")
+        return found
+
+    def pairs(self, key: str, default: str) -> tuple[tuple[str, str], ...]:
+        """`key=value,key2=value2` as pairs."""
+        found = []
+        for item in self.items(key) or default.split(","):
+            name, equals, value = item.partition("=")
+            if not equals or not name:
+                self._problem(key, f"'{item}' is not of the form label=value")
+                continue
+            found.append((name.strip(), value.strip()))
+        return tuple(found)

@@ -10,9 +10,12 @@ import program
 from planner.simulate import Simulation, simulate
 from tests import cloud
 
+OIDC_ISSUER = "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 BASE_CONFIG = {
     "aws:region": cloud.REGION,
     "modelfleet:namespace": "models",
+    "modelfleet:oidcProviderArn": f"arn:aws:iam::{cloud.ACCOUNT}:oidc-provider/{OIDC_ISSUER}",
+    "modelfleet:oidcProviderUrl": f"https://{OIDC_ISSUER}",
 }
 
 

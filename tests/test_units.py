@@ -61,18 +61,35 @@ def test_settings_parse_full_keys_and_pulumi_booleans() -> None:
         "modelfleet:requireApproved": "true",
         "modelfleet:manifestRef": "v2026.11.1",
         "modelfleet:oidcProviderUrl": "https://oidc.eks.eu-west-1.amazonaws.com/id/ABC",
+        "modelfleet:oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks."
+                                      "eu-west-1.amazonaws.com/id/ABC",
+        "modelfleet:allowedNamespaces": '["gateway", "monitoring"]',
+        "modelfleet:gpuNodeSelector": "node.kubernetes.io/instance-type=g5.xlarge",
     }, "stacks/Pulumi.risk-prod.yaml")
     assert (settings.environment, settings.team, settings.require_approved) == (
         "prod", "risk", True)
     assert settings.manifest == "models.yaml"
     assert settings.manifest_ref == "v2026.11.1"
     assert settings.oidc_provider_url == "oidc.eks.eu-west-1.amazonaws.com/id/ABC"
+    assert settings.allowed_namespaces == ("gateway", "monitoring")
+    assert settings.gpu_node_selector == (("node.kubernetes.io/instance-type", "g5.xlarge"),)
+    assert settings.keda is True
+
+
+def test_settings_take_lists_as_comma_separated_text() -> None:
+    settings = StackSettings.parse({
+        "environment": "dev", "namespace": "models", "oidcProviderArn": "arn",
+        "oidcProviderUrl": "issuer", "allowedNamespaces": "gateway, monitoring",
+        "keda": "false"}, "x")
+    assert settings.allowed_namespaces == ("gateway", "monitoring")
+    assert settings.keda is False
 
 
 def test_settings_report_every_problem_with_its_key() -> None:
     with pytest.raises(ManifestError) as error:
         StackSettings.parse({"modelfleet:requireApproved": "sometimes",
-                             "modelfleet:team": "Risk"}, "stacks/Pulumi.x.yaml")
+                             "modelfleet:team": "Risk", "modelfleet:oidcProviderArn": "arn",
+                             "modelfleet:oidcProviderUrl": "issuer"}, "stacks/Pulumi.x.yaml")
     assert [str(p) for p in error.value.problems] == [
         "stacks/Pulumi.x.yaml: modelfleet:environment: is required; set it with "
         "`pulumi config set modelfleet:environment <value>`",

@@ -1,0 +1,47 @@
+"""What the stack knows of its Kubernetes cluster: namespace, identity provider, GPU nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+
+CLUSTER_DOMAIN = "cluster.local"
+
+
+@dataclass(frozen=True)
+class GpuPlacement:
+    """Where GPU pods may go: the nodes' label and the taint that keeps other pods off."""
+
+    node_selector: Mapping[str, str] = field(
+        default_factory=lambda: {"nvidia.com/gpu.present": "true"})
+    toleration_key: str = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    namespace: str
+    oidc_provider_arn: str
+    """ARN of the cluster's IAM OIDC identity provider (IRSA)."""
+    oidc_provider_url: str
+    """Its issuer, without `https://`: the prefix of the trust policy's condition keys."""
+    allowed_namespaces: tuple[str, ...] = ()
+    """Namespaces whose pods may call the models; the models' own is always allowed."""
+    gpu: GpuPlacement = field(default_factory=GpuPlacement)
+    keda: bool = True
+    """Whether KEDA is installed; without it, batch workers scale on CPU, never to zero."""
+    namespace_resource: pulumi.Input[str] | None = None
+    """The namespace as an output of its resource, when the stack creates it: using it
+    makes every object wait for the namespace."""
+
+    @property
+    def object_namespace(self) -> pulumi.Input[str]:
+        """The namespace for `metadata.namespace`."""
+        return self.namespace_resource if self.namespace_resource is not None else self.namespace
+
+    def callers(self) -> list[str]:
+        return sorted({self.namespace, *self.allowed_namespaces})
+
+    def service_host(self, service: str) -> str:
+        return f"{service}.{self.namespace}.svc.{CLUSTER_DOMAIN}"

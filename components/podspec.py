@@ -1,0 +1,151 @@
+"""The hardened pod every model workload runs in, in one place for serving and batch alike.
+
+Non-root with a fixed high uid, read-only root filesystem with `/tmp` on an
+emptyDir, every capability dropped, seccomp `RuntimeDefault`, no privilege
+escalation, no Kubernetes API token, requests equal to limits, spread over
+zones and nodes, pulled by digest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cluster import ClusterSettings
+from components.provenance import Provenance
+from modelfleet.schema import Resources
+
+RUN_AS = 10001
+"""Above 10000, so the uid cannot collide with a host user (checkov CKV_K8S_40)."""
+TMP = "/tmp"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+Env = Sequence[tuple[str, pulumi.Input[str]]]
+
+
+@dataclass(frozen=True)
+class Probes:
+    readiness: k8s.core.v1.ProbeArgs
+    liveness: k8s.core.v1.ProbeArgs
+    startup: k8s.core.v1.ProbeArgs
+
+
+@dataclass(frozen=True)
+class ModelContainer:
+    """The one container of a model pod."""
+
+    name: str
+    image: pulumi.Input[str]
+    env: Env
+    resources: Resources
+    ports: Sequence[k8s.core.v1.ContainerPortArgs] = ()
+    probes: Probes | None = None
+    pre_stop_seconds: int = 0
+    """Seconds to keep serving after removal from the Service, while endpoints update."""
+
+
+@dataclass(frozen=True)
+class PodOptions:
+    service_account: pulumi.Input[str]
+    termination_grace_seconds: int = 30
+    restart_policy: str | None = None
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def http_probes(port: str, ready: str, live: str, startup_budget_seconds: int = 600) -> Probes:
+    """Readiness and startup on the readiness path: a model is up once it has loaded."""
+    def get(path: str, period: int, failures: int) -> k8s.core.v1.ProbeArgs:
+        return k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=port),
+            period_seconds=period, timeout_seconds=2, failure_threshold=failures)
+    return Probes(readiness=get(ready, 5, 3), liveness=get(live, 10, 3),
+                  startup=get(ready, 5, max(1, startup_budget_seconds // 5)))
+
+
+def resource_requirements(resources: Resources) -> k8s.core.v1.ResourceRequirementsArgs:
+    """Requests equal to limits: Guaranteed QoS, so a model is never evicted for others."""
+    amounts = {"cpu": resources.cpu, "memory": resources.memory}
+    if int(resources.gpu) > 0:
+        amounts[GPU_RESOURCE] = resources.gpu
+    return k8s.core.v1.ResourceRequirementsArgs(requests=dict(amounts), limits=dict(amounts))
+
+
+def model_container(container: ModelContainer) -> k8s.core.v1.ContainerArgs:
+    probes = container.probes
+    return k8s.core.v1.ContainerArgs(
+        name=container.name,
+        image=container.image,
+        image_pull_policy="Always",
+        env=[k8s.core.v1.EnvVarArgs(name=name, value=value) for name, value in container.env],
+        ports=list(container.ports) or None,
+        resources=resource_requirements(container.resources),
+        readiness_probe=probes.readiness if probes else None,
+        liveness_probe=probes.liveness if probes else None,
+        startup_probe=probes.startup if probes else None,
+        lifecycle=k8s.core.v1.LifecycleArgs(pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+            sleep=k8s.core.v1.SleepActionArgs(seconds=container.pre_stop_seconds)))
+        if container.pre_stop_seconds else None,
+        security_context=k8s.core.v1.SecurityContextArgs(
+            run_as_non_root=True, run_as_user=RUN_AS, run_as_group=RUN_AS,
+            read_only_root_filesystem=True, allow_privilege_escalation=False,
+            privileged=False,
+            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
+        volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path=TMP)],
+    )
+
+
+def hardened_pod_template(provenance: Provenance, component: str, container: ModelContainer,
+                          cluster: ClusterSettings,
+                          options: PodOptions) -> k8s.core.v1.PodTemplateSpecArgs:
+    """Pod template with labels (version included: a bump rolls the pods) and the hardening."""
+    gpu = int(container.resources.gpu) > 0
+    return k8s.core.v1.PodTemplateSpecArgs(
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            labels={**provenance.labels(component), **options.extra_labels}),
+        spec=k8s.core.v1.PodSpecArgs(
+            service_account_name=options.service_account,
+            automount_service_account_token=False,
+            enable_service_links=False,
+            termination_grace_period_seconds=options.termination_grace_seconds,
+            restart_policy=options.restart_policy,
+            security_context=k8s.core.v1.PodSecurityContextArgs(
+                run_as_non_root=True, run_as_user=RUN_AS, run_as_group=RUN_AS, fs_group=RUN_AS,
+                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
+            containers=[model_container(container)],
+            volumes=[k8s.core.v1.VolumeArgs(name="tmp",
+                                            empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs())],
+            topology_spread_constraints=spread(provenance.selector(component)),
+            node_selector=dict(cluster.gpu.node_selector) if gpu else None,
+            tolerations=[k8s.core.v1.TolerationArgs(
+                key=cluster.gpu.toleration_key, operator="Exists", effect="NoSchedule")]
+            if gpu else None,
+        ))
+
+
+def spread(selector: Mapping[str, str]) -> list[k8s.core.v1.TopologySpreadConstraintArgs]:
+    """Across zones, then nodes; best effort, counted per rollout revision."""
+    return [
+        k8s.core.v1.TopologySpreadConstraintArgs(
+            max_skew=1, topology_key=key, when_unsatisfiable="ScheduleAnyway",
+            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(selector)),
+            match_label_keys=["pod-template-hash"])
+        for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+    ]
+
+
+def model_env(provenance: Provenance, artifact_uri: pulumi.Input[str], sha256: str | None,
+              extra: Mapping[str, str]) -> list[tuple[str, pulumi.Input[str]]]:
+    """What every model container is told about its model, then the manifest's own variables."""
+    env: list[tuple[str, pulumi.Input[str]]] = [
+        ("MODEL_NAME", provenance.model),
+        ("MODEL_VERSION", provenance.version),
+        ("MODEL_URI", artifact_uri),
+    ]
+    if sha256:
+        env.append(("MODEL_SHA256", sha256))
+    env += sorted(extra.items())
+    return env
