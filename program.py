@@ -7,19 +7,21 @@ import and run the very same function under Pulumi's mock runtime.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.artifact import ArtifactFile
+from components.batch import queue_name
 from components.cluster import ClusterSettings, GpuPlacement
 from components.fleet import ModelFleet, ModelFleetArgs
 from components.image import ImageBuild
-from components.model import DeployedModelArgs
+from components.model import DeployedModel, DeployedModelArgs
 from components.provenance import Provenance, StackScope
 from components.registry import ModelRegistryArgs
-from modelfleet.problems import ManifestError, SourceError
+from modelfleet.problems import ManifestError, Problem, SourceError
 from modelfleet.release import ModelRelease, Release, load_release
 from modelfleet.settings import CONFIG_KEYS, NAMESPACE, StackSettings
 
@@ -36,6 +38,10 @@ def read_settings() -> StackSettings:
 def prepare() -> Release:
     """Everything validated before the first resource: or a clean failure, one line a problem."""
     try:
+        if not aws_region():
+            raise ManifestError([Problem(f"stacks/Pulumi.{pulumi.get_stack()}.yaml", None,
+                                         "is required: the region of the registry and queues",
+                                         path="aws:region")])
         return load_release(read_settings(), PROJECT_ROOT)
     except ManifestError as error:
         for problem in error.problems:
@@ -65,7 +71,13 @@ def cluster_settings(settings: StackSettings) -> ClusterSettings:
         oidc_provider_url=settings.oidc_provider_url or "",
         allowed_namespaces=settings.allowed_namespaces,
         gpu=GpuPlacement(dict(settings.gpu_node_selector), settings.gpu_toleration_key),
-        keda=settings.keda)
+        region=aws_region() or "",
+        keda=settings.keda,
+        keda_service_account=settings.keda_service_account)
+
+
+def aws_region() -> str | None:
+    return pulumi.Config("aws").get("region")
 
 
 def model_args(model: ModelRelease, scope: StackScope, settings: StackSettings,
@@ -79,6 +91,7 @@ def model_args(model: ModelRelease, scope: StackScope, settings: StackSettings,
         environment=settings.environment,
         cluster=cluster,
         repository_name=f"{scope.project}/{scope.stack}/{spec.name}".lower(),
+        queue_name=queue_name(scope.project, scope.stack, spec.name),
         manifest_file=settings.manifest,
         artifact_files=tuple(ArtifactFile(f.key, f.path, f.sha256)
                              for f in model.artifact_files),
@@ -94,7 +107,7 @@ def providers() -> list[pulumi.ProviderResource]:
     `modelfleet:kubeconfig` is either a kubeconfig (kept secret) or the name of a
     context in the ambient kubeconfig; empty means the ambient current context.
     """
-    region = pulumi.Config("aws").get("region")
+    region = aws_region()
     kubeconfig = pulumi.Config(NAMESPACE).get("kubeconfig") or ""
     if "\n" in kubeconfig or kubeconfig.lstrip().startswith("{"):
         cluster = k8s.Provider("kubernetes",
@@ -110,13 +123,8 @@ def export_outputs(fleet: ModelFleet, release: Release) -> None:
     source = release.source
     pulumi.export("registry", {"bucket": fleet.registry.bucket_name,
                                "keyArn": fleet.registry.key_arn})
-    pulumi.export("models", {
-        model.spec.name: {"version": model.spec.version,
-                          "image": fleet.models[model.spec.name].image_reference,
-                          "artifact": fleet.models[model.spec.name].artifact_uri,
-                          "metadata": fleet.models[model.spec.name].metadata_key,
-                          "endpoint": fleet.models[model.spec.name].endpoint}
-        for model in release.models})
+    pulumi.export("models", {model.spec.name: model_outputs(model, fleet.models[model.spec.name])
+                             for model in release.models})
     pulumi.export("manifest", {
         "file": release.settings.manifest,
         "ref": source.ref,
@@ -124,6 +132,22 @@ def export_outputs(fleet: ModelFleet, release: Release) -> None:
         "digest": source.digest,
         "models": [model.spec.name for model in release.models],
     })
+
+
+def model_outputs(model: ModelRelease, deployed: DeployedModel) -> dict[str, Any]:
+    outputs: dict[str, Any] = {
+        "version": model.spec.version,
+        "image": deployed.image_reference,
+        "artifact": deployed.artifact_uri,
+        "metadata": deployed.metadata_key,
+    }
+    if deployed.endpoint is not None:
+        outputs["endpoint"] = deployed.endpoint
+    if deployed.workers is not None:
+        outputs["queueUrl"] = deployed.workers.queue_url
+        outputs["deadLetterQueueUrl"] = deployed.workers.dead_letter_queue_url
+        outputs["outputPrefix"] = deployed.workers.output_prefix
+    return outputs
 
 
 def main() -> None:

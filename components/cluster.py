@@ -29,8 +29,12 @@ class ClusterSettings:
     allowed_namespaces: tuple[str, ...] = ()
     """Namespaces whose pods may call the models; the models' own is always allowed."""
     gpu: GpuPlacement = field(default_factory=GpuPlacement)
+    region: str = ""
+    """The AWS region of the queues, which KEDA and the workers are told."""
     keda: bool = True
     """Whether KEDA is installed; without it, batch workers scale on CPU, never to zero."""
+    keda_service_account: str = "keda/keda-operator"
+    """`namespace/name` of KEDA's operator: the only identity that may read queue depths."""
     namespace_resource: pulumi.Input[str] | None = None
     """The namespace as an output of its resource, when the stack creates it: using it
     makes every object wait for the namespace."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.artifact import ArtifactFile, ModelArtifact, ModelArtifactArgs
+from components.batch import BatchWorkers, BatchWorkersArgs
 from components.cluster import ClusterSettings
 from components.image import ImageBuild, ModelImage, ModelImageArgs
 from components.provenance import Provenance
@@ -22,6 +23,7 @@ class DeployedModelArgs:
     environment: str
     cluster: ClusterSettings
     repository_name: str
+    queue_name: str
     manifest_file: str
     artifact_files: tuple[ArtifactFile, ...] = ()
     single_file_artifact: bool = False
@@ -36,6 +38,7 @@ class DeployedModel(pulumi.ComponentResource):
     artifact_uri: pulumi.Output[str]
     metadata_key: pulumi.Output[str]
     endpoint: pulumi.Output[str] | None
+    workers: BatchWorkers | None
 
     def __init__(self, name: str, args: DeployedModelArgs, registry: ModelRegistry,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -57,10 +60,17 @@ class DeployedModel(pulumi.ComponentResource):
                 spec=args.spec, provenance=args.provenance, cluster=args.cluster,
                 image=image.reference, artifact_uri=artifact.uri, registry=access), child)
             self.endpoint = service.endpoint
+        self.workers = None
+        if args.spec.batch is not None:
+            self.workers = BatchWorkers(name, BatchWorkersArgs(
+                spec=args.spec, provenance=args.provenance, cluster=args.cluster,
+                image=image.reference, artifact_uri=artifact.uri, registry=access,
+                queue_name=args.queue_name), child)
         self.image_reference = image.reference
         self.artifact_uri = artifact.uri
         self.metadata_key = artifact.metadata_key
         self.register_outputs({"image_reference": self.image_reference,
                                "artifact_uri": self.artifact_uri,
                                "metadata_key": self.metadata_key,
-                               "endpoint": self.endpoint})
+                               "endpoint": self.endpoint,
+                               "queue_url": self.workers.queue_url if self.workers else None})

@@ -53,6 +53,7 @@ def model_rules(model: dict[str, Any], paths: PathChecker | None) -> list[Findin
         found.append(((), "has neither `serving` nor `batch`; give one or both"))
     found += _bounds(model, ("serving", "replicas"), "min", "max")
     found += _bounds(model, ("batch",), "minWorkers", "maxWorkers")
+    found += _runs(model)
     found += _exclusive(model, ("artifact",), "uri", "path")
     found += _exclusive(model, ("image",), "build", "ref")
     if paths is not None:
@@ -76,6 +77,37 @@ def _bounds(model: dict[str, Any], path: Path, low: str, high: str) -> list[Find
     if isinstance(lower, int) and isinstance(upper, int) and lower > upper:
         return [(path, f"{low} ({lower}) is greater than {high} ({upper})")]
     return []
+
+
+JOB_NAME_MAX = 63
+
+
+def _runs(model: dict[str, Any]) -> list[Finding]:
+    """Run ids are unique, `<model>-<id>` fits a Job name, parallelism fits partitions."""
+    runs = _at(model, ("batch", "runs"))
+    if not isinstance(runs, list):
+        return []
+    found: list[Finding] = []
+    seen: set[str] = set()
+    name = model.get("name") if isinstance(model.get("name"), str) else ""
+    for index, run in enumerate(runs):
+        if not isinstance(run, dict):
+            continue
+        path: Path = ("batch", "runs", index)
+        run_id = run.get("id")
+        if isinstance(run_id, str):
+            if run_id in seen:
+                found.append((path + ("id",), f"'{run_id}' is used by another run of this model"))
+            seen.add(run_id)
+            if len(f"{name}-{run_id}") > JOB_NAME_MAX:
+                found.append((path + ("id",), f"the Job name '{name}-{run_id}' is longer than "
+                                              f"{JOB_NAME_MAX} characters; shorten the id"))
+        partitions, parallelism = run.get("partitions"), run.get("parallelism")
+        if isinstance(partitions, int) and isinstance(parallelism, int) \
+                and parallelism > partitions:
+            found.append((path + ("parallelism",),
+                          f"{parallelism} is more than the {partitions} partitions"))
+    return found
 
 
 def _exclusive(model: dict[str, Any], path: Path, first: str, second: str) -> list[Finding]:

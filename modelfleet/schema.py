@@ -33,8 +33,8 @@ API_VERSION = "modelfleet/v1"
 MODEL_NAME_MAX = 40
 RESERVED_ENV = frozenset({
     "MODEL_NAME", "MODEL_VERSION", "MODEL_URI", "MODEL_SHA256", "MODEL_MODE", "MODEL_PORT",
-    "QUEUE_URL", "OUTPUT_URI", "JOB_COMPLETION_INDEX",
-    "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "QUEUE_URL", "OUTPUT_URI", "INPUT_URI", "PARTITIONS", "JOB_COMPLETION_INDEX",
+    "VISIBILITY_TIMEOUT_SECONDS", "AWS_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
 })
 RESERVED_BUILD_ARGS = frozenset({"MODEL_NAME", "MODEL_VERSION"})
 
@@ -184,6 +184,20 @@ class Serving(Strict):
     """Extra environment variables for the model server."""
 
 
+class BatchRun(Strict):
+    """A one-off run over a partitioned input, as a Kubernetes Indexed Job `<model>-<id>`."""
+
+    id: DnsLabel
+    """Names the run's Job and its output folder `outputs/<model>/<id>/`; never reused."""
+    input: S3Uri
+    """One object (its lines are dealt to partitions) or a prefix ending in `/` (its
+    objects are)."""
+    partitions: int = Field(ge=1, le=100000)
+    """How many pieces the input is cut into; one pod per piece."""
+    parallelism: int | None = Field(None, ge=1)
+    """Pods at a time; default: partitions, at most maxWorkers."""
+
+
 class Batch(Strict):
     min_workers: int = Field(0, ge=0, alias="minWorkers")
     """Workers kept when the queue is empty; 0 scales to zero."""
@@ -195,6 +209,14 @@ class Batch(Strict):
     """How long a message stays hidden while a worker processes it (SQS allows up to 12 h)."""
     max_receive_count: int = Field(5, ge=1, le=1000, alias="maxReceiveCount")
     """Deliveries before a message moves to the dead-letter queue."""
+    cooldown_seconds: int = Field(300, ge=0, le=86400, alias="cooldownSeconds")
+    """Seconds of an empty queue before the workers scale to minWorkers."""
+    resources: Resources = Resources()
+    """CPU, memory and GPUs of each worker and each run's pods."""
+    env: EnvVars = {}
+    """Extra environment variables for workers and runs."""
+    runs: list[BatchRun] = []
+    """Partitioned runs; adding one starts it, the others are left alone."""
 
 
 class Artifact(Strict):

@@ -20,7 +20,8 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 CONFIG_KEYS = ("environment", "namespace", "manifest", "manifestRef", "team", "requireApproved",
                "oidcProviderArn", "oidcProviderUrl", "kubeconfig", "kmsKeyArn",
                "noncurrentVersionDays", "imagePlatform", "untaggedImageDays", "createNamespace",
-               "allowedNamespaces", "gpuNodeSelector", "gpuTolerationKey", "keda")
+               "allowedNamespaces", "gpuNodeSelector", "gpuTolerationKey", "keda",
+               "kedaServiceAccount")
 _IRSA = "pods get their AWS permissions through IRSA, from the cluster's OIDC provider"
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -56,6 +57,7 @@ class StackSettings:
     gpu_node_selector: tuple[tuple[str, str], ...] = (("nvidia.com/gpu.present", "true"),)
     gpu_toleration_key: str = "nvidia.com/gpu"
     keda: bool = True
+    keda_service_account: str = "keda/keda-operator"
 
     @classmethod
     def parse(cls, config: Mapping[str, Any], file: str) -> StackSettings:
@@ -83,6 +85,8 @@ class StackSettings:
             gpu_node_selector=reader.pairs("gpuNodeSelector", "nvidia.com/gpu.present=true"),
             gpu_toleration_key=reader.text("gpuTolerationKey") or "nvidia.com/gpu",
             keda=reader.boolean("keda", default=True),
+            keda_service_account=reader.service_account("kedaServiceAccount",
+                                                        "keda/keda-operator"),
         )
         if reader.problems:
             raise ManifestError(reader.problems)
@@ -174,6 +178,13 @@ class _Reader:
             if not _DNS_LABEL.match(item):
                 self._problem(key, f"'{item}' is not a namespace name")
         return found
+
+    def service_account(self, key: str, default: str) -> str:
+        value = self.text(key) or default
+        namespace, slash, name = value.partition("/")
+        if not slash or not _DNS_LABEL.match(namespace) or not _DNS_LABEL.match(name):
+            self._problem(key, f"'{value}' is not of the form namespace/serviceaccount")
+        return value
 
     def pairs(self, key: str, default: str) -> tuple[tuple[str, str], ...]:
         """`key=value,key2=value2` as pairs."""

@@ -38,8 +38,9 @@ def simulate_outputs(args: MockResourceArgs) -> dict[str, Any]:
     if args.typ == "aws:iam/role:Role":
         return {"arn": f"arn:aws:iam::{ACCOUNT}:role/{args.name}", "name": args.name}
     if args.typ == "aws:sqs/queue:Queue":
-        return {"url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{args.name}",
-                "arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{args.name}"}
+        name = inputs.get("name", args.name)
+        return {"url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}",
+                "arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"}
     if args.typ.startswith("kubernetes:"):
         metadata = dict(inputs.get("metadata") or {})
         metadata.setdefault("name", args.name)

@@ -29,11 +29,13 @@ def deploy(manifest: Path, *, stack: str = "dev", environment: str = "dev",
 
 
 def inputs_by_key(simulation: Simulation) -> dict[tuple[str, str], dict[str, Any]]:
-    return {r.key: r.inputs for r in simulation.registrations if r.custom}
+    """Each cloud resource's inputs, without those its `ignore_changes` tells the engine to skip."""
+    return {r.key: {k: v for k, v in r.inputs.items() if k not in r.ignore_changes}
+            for r in simulation.registrations if r.custom}
 
 
 def changed(before: Simulation, after: Simulation) -> set[tuple[str, str]]:
-    """Cloud resources whose inputs differ between two runs, or that only one run declares."""
+    """Cloud resources the engine would create, delete or update between two runs."""
     old, new = inputs_by_key(before), inputs_by_key(after)
     return {key for key in old.keys() | new.keys()
             if _comparable(old.get(key)) != _comparable(new.get(key))}

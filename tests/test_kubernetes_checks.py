@@ -16,25 +16,34 @@ from planner.render import kubernetes_objects, write_kubernetes
 from planner.simulate import Simulation
 from tests.conftest import PROJECT
 from tests.deploy import deploy
+from tests.kubernetes_crds import custom_resource_errors
 from tests.validators import kubernetes_versions, run_checkov, schema_errors
 
 
 @pytest.fixture(scope="module")
 def example() -> Simulation:
-    """The example manifest as the dev stack deploys it (GPU model and namespace included)."""
-    return deploy(PROJECT / "models.yaml", config={"modelfleet:createNamespace": "true"})
+    """The example manifest as prod deploys it: serving, GPU, workers, a run, the namespace."""
+    return deploy(PROJECT / "models.yaml", stack="prod", environment="prod",
+                  config={"modelfleet:createNamespace": "true"})
 
 
 def test_every_built_in_object_is_valid_for_supported_kubernetes(example: Simulation) -> None:
     objects = kubernetes_objects(example.registrations)
     kinds = {obj["kind"] for obj in objects}
     assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-            "NetworkPolicy", "ServiceAccount", "Namespace"} <= kinds
+            "NetworkPolicy", "ServiceAccount", "Namespace", "Job"} <= kinds
     problems = [f"{version} {obj['kind']}/{obj['metadata']['name']}: {error}"
                 for version in kubernetes_versions()
                 for obj in objects if not obj["apiVersion"].startswith("keda.sh/")
                 for error in schema_errors(obj, version)]
     assert problems == []
+
+
+def test_every_keda_object_is_valid_for_kedas_crds(example: Simulation) -> None:
+    keda = [obj for obj in kubernetes_objects(example.registrations)
+            if obj["apiVersion"].startswith("keda.sh/")]
+    assert {obj["kind"] for obj in keda} == {"ScaledObject", "TriggerAuthentication"}
+    assert [error for obj in keda for error in custom_resource_errors(obj)] == []
 
 
 def test_the_validator_catches_a_misspelled_field(example: Simulation) -> None:
@@ -53,8 +62,9 @@ def test_checkov_finds_no_failed_check(example: Simulation, tmp_path: Path) -> N
     failed = [f"{c['check_id']} {c['resource']}: {c['check_name']}" for c in report["failed"]]
     assert failed == []
     checked = {Path(c["file_path"]).name for c in report["passed"]}
-    deployments = {p.name for p in written if p.name.startswith("deployment-")}
-    assert deployments <= checked, "every Deployment must actually be scanned"
+    workloads = {p.name for p in written if p.name.startswith(("deployment-", "job-"))}
+    assert any(name.startswith("job-") for name in workloads)
+    assert workloads <= checked, "every Deployment and Job must actually be scanned"
     assert len(report["passed"]) > 100
 
 

@@ -209,6 +209,28 @@ CASES = {
         "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL + "    serving: {port: 9000}\n",
         ["models.yaml:9: models[0]: duplicate key 'serving' (first given at line 8)"],
     ),
+    "duplicate run ids": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            "serving: {}", "batch:\n      runs:\n"
+            "        - {id: nightly, input: 's3://in/a/', partitions: 2}\n"
+            "        - {id: nightly, input: 's3://in/b/', partitions: 2}"),
+        ["models.yaml:11: model 'fraud': batch.runs[1].id: 'nightly' is used by another run "
+         "of this model"],
+    ),
+    "run parallelism above its partitions": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            "serving: {}", "batch:\n      runs:\n"
+            "        - {id: nightly, input: 's3://in/a/', partitions: 2, parallelism: 8}"),
+        ["models.yaml:10: model 'fraud': batch.runs[0].parallelism: 8 is more than the 2 "
+         "partitions"],
+    ),
+    "run whose Job name is too long": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            "serving: {}", "batch:\n      runs:\n"
+            f"        - {{id: {'r' * 60}, input: 's3://in/a/', partitions: 2}}"),
+        [f"models.yaml:10: model 'fraud': batch.runs[0].id: the Job name 'fraud-{'r' * 60}' is "
+         "longer than 63 characters; shorten the id"],
+    ),
     "an override that breaks a bound only in one environment": (
         "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
             "serving: {}", "serving:\n      replicas: {min: 2, max: 4}")
