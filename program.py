@@ -24,8 +24,7 @@ from components.registry import ModelRegistryArgs
 from modelfleet.problems import ManifestError, Problem, SourceError
 from modelfleet.release import ModelRelease, Release, load_release
 from modelfleet.settings import CONFIG_KEYS, NAMESPACE, StackSettings
-
-PROJECT_ROOT = Path(__file__).resolve().parent
+from modelfleet.updates import change_report, deployed_record
 
 
 def read_settings() -> StackSettings:
@@ -42,7 +41,8 @@ def prepare() -> Release:
             raise ManifestError([Problem(f"stacks/Pulumi.{pulumi.get_stack()}.yaml", None,
                                          "is required: the region of the registry and queues",
                                          path="aws:region")])
-        return load_release(read_settings(), PROJECT_ROOT)
+        # Pulumi runs a program in its project's folder; paths are relative to it.
+        return load_release(read_settings(), Path.cwd())
     except ManifestError as error:
         for problem in error.problems:
             pulumi.log.error(str(problem))
@@ -109,7 +109,8 @@ def providers() -> list[pulumi.ProviderResource]:
     """
     region = aws_region()
     kubeconfig = pulumi.Config(NAMESPACE).get("kubeconfig") or ""
-    if "\n" in kubeconfig or kubeconfig.lstrip().startswith("{"):
+    secret = pulumi.runtime.is_config_secret(f"{NAMESPACE}:kubeconfig")
+    if secret or "\n" in kubeconfig or kubeconfig.lstrip().startswith("{"):
         cluster = k8s.Provider("kubernetes",
                                kubeconfig=pulumi.Config(NAMESPACE).require_secret("kubeconfig"))
     elif kubeconfig:
@@ -119,19 +120,25 @@ def providers() -> list[pulumi.ProviderResource]:
     return [aws.Provider("aws", region=region), cluster]
 
 
+def report_changes(release: Release, fleet: ModelFleet) -> None:
+    """Log the diff against what this stack deployed last, read from its own outputs."""
+    stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    previous = pulumi.StackReference("last-deployment", stack_name=stack,
+                                     opts=pulumi.ResourceOptions(parent=fleet))
+    previous.outputs.apply(lambda outputs: log_lines(change_report(outputs, release)))
+
+
+def log_lines(lines: list[str]) -> None:
+    for line in lines:
+        pulumi.log.info(line)
+
+
 def export_outputs(fleet: ModelFleet, release: Release) -> None:
-    source = release.source
     pulumi.export("registry", {"bucket": fleet.registry.bucket_name,
                                "keyArn": fleet.registry.key_arn})
     pulumi.export("models", {model.spec.name: model_outputs(model, fleet.models[model.spec.name])
                              for model in release.models})
-    pulumi.export("manifest", {
-        "file": release.settings.manifest,
-        "ref": source.ref,
-        "commit": source.commit.sha if source.commit else None,
-        "digest": source.digest,
-        "models": [model.spec.name for model in release.models],
-    })
+    pulumi.export("manifest", deployed_record(release))
 
 
 def model_outputs(model: ModelRelease, deployed: DeployedModel) -> dict[str, Any]:
@@ -154,4 +161,5 @@ def main() -> None:
     release = prepare()
     fleet = ModelFleet("fleet", fleet_args(release),
                        pulumi.ResourceOptions(providers=providers()))
+    report_changes(release, fleet)
     export_outputs(fleet, release)

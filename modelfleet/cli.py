@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from modelfleet.affected import stack_impacts
 from modelfleet.diff import diff_models
 from modelfleet.gitsource import FileAbsentError, ManifestText, read_manifest
 from modelfleet.history import history_json, model_history, render_history
@@ -20,6 +21,7 @@ from modelfleet.load import check_source, load_manifest
 from modelfleet.problems import ManifestError, SourceError
 from modelfleet.report import RENDERERS
 from modelfleet.resolve import Resolution, resolve
+from modelfleet.stacks import list_stacks, load_stack
 
 DEFAULT_MANIFEST = "models.yaml"
 Command = Callable[[argparse.Namespace], int]
@@ -70,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--format", choices=["text", "json"], default="text")
     history.set_defaults(command=cmd_history)
 
+    stacks = commands.add_parser("stacks", help="the project's stacks, or those a change affects")
+    stacks.add_argument("--affected", metavar="BASE",
+                        help="only the stacks whose deployment differs from git ref BASE")
+    stacks.add_argument("--format", choices=["text", "json"], default="text")
+    stacks.set_defaults(command=cmd_stacks)
+
     schema = commands.add_parser("schema", help="print the manifest's JSON Schema")
     schema.add_argument("--write", action="store_true", help=f"write it to {SCHEMA_PATH}")
     schema.set_defaults(command=cmd_schema)
@@ -110,6 +118,26 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def _resolved(source: ManifestText, environment: str | None) -> Resolution:
     return resolve(load_manifest(source), environment)
+
+
+def cmd_stacks(args: argparse.Namespace) -> int:
+    root = Path.cwd()
+    if args.affected:
+        impacts = [i for i in stack_impacts(root, args.affected) if i.reason]
+        rows = [(i.stack, i.reason or "") for i in impacts]
+    else:
+        rows = []
+        for name in list_stacks(root):
+            stack = load_stack(root, name)
+            ref = stack.get("modelfleet:manifestRef") or "working tree"
+            team = stack.get("modelfleet:team") or "all teams"
+            rows.append((name, f"{stack.get('modelfleet:environment')}, {team}, {ref}"))
+    if args.format == "json":
+        print(json.dumps([name for name, _ in rows]))
+    else:
+        for name, detail in rows:
+            print(f"{name}\t{detail}")
+    return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -8,7 +8,10 @@ ref's content, not the working tree's.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +45,8 @@ class ModelRelease:
     artifact_files: tuple[LocalFile, ...] = ()
     single_file_artifact: bool = False
     build_context: str | None = None
+    build_digest: str | None = None
+    """Digest of the build context's files and build args: what the image is built from."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,9 @@ def _prepare(item: ResolvedModel, source: ManifestText, resolution: Resolution,
                 f"'{spec.artifact.path}' has sha256 {files[0].sha256}, not the pinned "
                 f"{spec.artifact.sha256}"))
     context = str(source.paths.local(spec.image.build.context)) if spec.image.build else None
-    return ModelRelease(spec, origin, files, single, context)
+    digest = context_digest(Path(context), spec.image.build.args) \
+        if context and spec.image.build else None
+    return ModelRelease(spec, origin, files, single, context, digest)
 
 
 def local_files(root: Path) -> list[LocalFile]:
@@ -98,6 +105,30 @@ def local_files(root: Path) -> list[LocalFile]:
         return [LocalFile(root.name, str(root), file_sha256(root))]
     return [LocalFile(path.relative_to(root).as_posix(), str(path), file_sha256(path))
             for path in sorted(root.rglob("*")) if path.is_file()]
+
+
+def context_digest(context: Path, args: Mapping[str, str]) -> str:
+    """sha256 over every file Docker would send (minus `.dockerignore`) and the build args."""
+    ignored = dockerignore(context)
+    digest = hashlib.sha256(json.dumps(dict(sorted(args.items()))).encode())
+    for path in sorted(context.rglob("*")):
+        relative = path.relative_to(context).as_posix()
+        if path.is_file() and not any(fnmatch.fnmatch(relative, p) for p in ignored):
+            digest.update(relative.encode() + b"\0" + file_sha256(path).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def dockerignore(context: Path) -> list[str]:
+    """Patterns of `.dockerignore` (plain globs; `!` exceptions are not honoured)."""
+    path = context / ".dockerignore"
+    if not path.exists():
+        return []
+    patterns = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if line and not line.startswith(("#", "!")):
+            patterns += [line.strip("/"), line.strip("/") + "/*"]
+    return patterns
 
 
 def file_sha256(path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,26 @@ BASE_CONFIG = {
 
 
 def deploy(manifest: Path, *, stack: str = "dev", environment: str = "dev",
-           config: Mapping[str, str] | None = None, preview: bool = False) -> Simulation:
-    """`pulumi up` of `stack` deploying `manifest` (a path, usually in a temporary repo)."""
+           config: Mapping[str, str] | None = None, preview: bool = False,
+           previous: Mapping[str, Any] | None = None) -> Simulation:
+    """`pulumi up` of `stack` deploying `manifest` (a path, usually in a temporary repo).
+
+    `previous` are the stack's outputs from its last update (None: a first deployment).
+    """
     settings = {**BASE_CONFIG, "modelfleet:environment": environment,
                 "modelfleet:manifest": str(manifest), **(config or {})}
-    return simulate(program.main, stack=stack, config=settings, preview=preview,
-                    simulate_outputs=cloud.simulate_outputs, respond_to_call=cloud.respond_to_call)
+    return run_stack(settings, stack=stack, preview=preview, previous=previous)
+
+
+def run_stack(config: Mapping[str, str], *, stack: str, preview: bool = False,
+              previous: Mapping[str, Any] | None = None,
+              secret_keys: tuple[str, ...] = ()) -> Simulation:
+    """The real program with `config`, against the simulated cloud."""
+    return simulate(program.main, stack=stack, config=config, preview=preview,
+                    secret_keys=secret_keys,
+                    simulate_outputs=partial(cloud.simulate_outputs,
+                                             previous_outputs=dict(previous or {})),
+                    respond_to_call=cloud.respond_to_call)
 
 
 def inputs_by_key(simulation: Simulation) -> dict[tuple[str, str], dict[str, Any]]:

@@ -1,0 +1,101 @@
+"""What an update changes, model by model, against what the stack deployed last.
+
+The program exports the models it deployed (`manifest.deployed`); the next
+update reads them back from the stack's own outputs and reports the semantic
+diff as log lines, which `pulumi preview` and `pulumi up` print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from modelfleet.diff import as_written, diff_models
+from modelfleet.release import Release
+from modelfleet.report import render_text
+from modelfleet.schema import ModelSpec
+
+PREFIX = "modelfleet: "
+
+
+def deployed_record(release: Release) -> dict[str, Any]:
+    """What the next update needs to know of this one: exported under `manifest`."""
+    source = release.source
+    return {
+        "file": release.settings.manifest,
+        "ref": source.ref,
+        "commit": source.commit.sha if source.commit else None,
+        "digest": source.digest,
+        "environment": release.settings.environment,
+        "models": [model.spec.name for model in release.models],
+        "deployed": {model.spec.name: as_written(model.spec) for model in release.models},
+        "builds": {model.spec.name: model.build_digest for model in release.models
+                   if model.build_digest},
+    }
+
+
+def change_report(previous: Mapping[str, Any] | None, release: Release) -> list[str]:
+    """Log lines: first deployment, no change, or the diff and what it will do to images."""
+    record = (previous or {}).get("manifest")
+    models = release.models
+    if not isinstance(record, Mapping) or not isinstance(record.get("deployed"), Mapping):
+        listed = ", ".join(f"{m.spec.name} {m.spec.version}" for m in models) or "none"
+        return [f"{PREFIX}first deployment of this stack: {len(models)} model(s): {listed}"]
+    before, unreadable = _specs(record["deployed"])
+    current = release.source.commit.sha if release.source.commit else None
+    head = f"{_short(record.get('commit'))} → {_short(current)}"
+    diff = diff_models(before, [m.spec for m in models], base_label="last deployment",
+                       head_label="this update", environment=release.settings.environment)
+    lines = [f"{PREFIX}{line}" for line in render_text(diff).splitlines()]
+    lines[0] = f"{PREFIX}changes since the last deployment ({head})"
+    lines += [f"{PREFIX}note: the last deployment's record of '{name}' could not be read; "
+              "it is shown as added" for name in unreadable]
+    lines += immutable_tag_warnings(record, release)
+    return lines
+
+
+def immutable_tag_warnings(record: Mapping[str, Any], release: Release) -> list[str]:
+    """A rebuild under an unchanged version would be refused: image tags are immutable."""
+    builds = record.get("builds")
+    deployed = record["deployed"]
+    warnings = []
+    for model in release.models:
+        name = model.spec.name
+        built = builds.get(name) if isinstance(builds, Mapping) else None
+        before = deployed.get(name)
+        version = before.get("version") if isinstance(before, Mapping) else None
+        if model.build_digest and built not in (None, model.build_digest) \
+                and version == model.spec.version:
+            warnings.append(
+                f"{PREFIX}warning: model '{name}': its image build context changed but its "
+                f"version {model.spec.version} did not; image tags are immutable, so the "
+                "push would be refused. Bump the version.")
+    return warnings
+
+
+def whole_numbers(value: Any) -> Any:
+    """Stack outputs travel as protobuf values, in which every number is a float."""
+    if isinstance(value, Mapping):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _specs(deployed: Mapping[str, Any]) -> tuple[list[ModelSpec], list[str]]:
+    specs, unreadable = [], []
+    for name, data in deployed.items():
+        try:
+            specs.append(ModelSpec.model_validate(whole_numbers(data)))
+        except ValidationError:
+            unreadable.append(str(name))
+    return specs, unreadable
+
+
+def _short(sha: Any) -> str:
+    return str(sha)[:12] if sha else "uncommitted"
+
