@@ -72,6 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--format", choices=["text", "json"], default="text")
     history.set_defaults(command=cmd_history)
 
+    plan = commands.add_parser(
+        "plan", help="what `pulumi up` of a stack would declare: offline, no credentials")
+    plan.add_argument("--stack", required=True, help="the stack, e.g. dev (stacks/Pulumi.dev.yaml)")
+    plan.add_argument("--manifest", help="plan this manifest instead of the stack's own")
+    plan.add_argument("--base", metavar="REF",
+                      help="also plan the stack as of git ref REF and show what changes")
+    plan.add_argument("--render", metavar="DIR",
+                      help="write Kubernetes objects as YAML and AWS inputs as JSON to DIR")
+    plan.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    plan.set_defaults(command=cmd_plan)
+
     stacks = commands.add_parser("stacks", help="the project's stacks, or those a change affects")
     stacks.add_argument("--affected", metavar="BASE",
                         help="only the stacks whose deployment differs from git ref BASE")
@@ -118,6 +129,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def _resolved(source: ManifestText, environment: str | None) -> Resolution:
     return resolve(load_manifest(source), environment)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    # The planner runs the Pulumi program: only this command loads Pulumi and the providers.
+    from planner.command import run  # noqa: PLC0415
+
+    return run(args)
 
 
 def cmd_stacks(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import git
 from gitdb.exc import BadName, BadObject
@@ -101,17 +101,25 @@ class GitTreePaths:
         return "dir" if item.type == "tree" else "file"
 
     def local(self, relative: str) -> Path:
-        """The file or folder as of the commit, written out once under `checkout_root`."""
+        """The file or folder as of the commit, written out once under `checkout_root`.
+
+        It is stored under its git object's hash, so the same content has the same
+        path at every ref: moving a stack from one tag to another does not look like
+        a new build context unless the context really changed.
+        """
         item = self._item(relative)
         if item is None:
             raise SourceError(f"{relative} does not exist at commit {self.commit.hexsha[:12]}")
-        target = self.checkout_root / self.commit.hexsha / item.path
-        done = target.parent / f".{target.name}.complete"
+        if isinstance(item, git.Blob):  # a file keeps its name: it becomes an object key
+            target = self.checkout_root / item.hexsha / PurePosixPath(item.path).name
+            blobs = [(item, target)]
+        else:
+            target = self.checkout_root / item.hexsha
+            blobs = [(blob, target / PurePosixPath(blob.path).relative_to(item.path))
+                     for blob in item.traverse() if isinstance(blob, git.Blob)]
+        done = target.with_name(target.name + ".complete")
         if not done.exists():
-            blobs = [item] if isinstance(item, git.Blob) else [
-                b for b in item.traverse() if isinstance(b, git.Blob)]
-            for blob in blobs:
-                out = self.checkout_root / self.commit.hexsha / blob.path
+            for blob, out in blobs:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_bytes(blob.data_stream.read())
                 if blob.mode & 0o111:
@@ -160,6 +168,12 @@ def read_manifest(file: Path, ref: str | None = None, display: str | None = None
     checkout = Path(str(repo.working_tree_dir)) / CHECKOUT_DIR
     return ManifestText(text, shown, ref, CommitInfo.of(commit), False,
                         GitTreePaths(commit, folder, checkout))
+
+
+def text_at(file: Path, ref: str) -> str:
+    """Any file's text at a ref; `FileAbsentError` when it did not exist there."""
+    repo = open_repository(file)
+    return _blob_text(commit_at(repo, ref), repo_relative(repo, file), ref)
 
 
 def _read_working_tree(file: Path, shown: str) -> ManifestText:

@@ -46,20 +46,15 @@ def _as_text(value: Any) -> str:
     return json.dumps(value)
 
 
-def _read_yaml(path: Path, shown: str) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise SourceError(f"{shown}: no such file") from error
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        raise ManifestError([Problem(shown, mark.line + 1 if mark else None,
-                                     f"invalid YAML: {getattr(error, 'problem', error)}")]) \
-            from error
-
-
 def project_file(root: Path) -> dict[str, Any]:
-    data = _read_yaml(root / "Pulumi.yaml", "Pulumi.yaml")
+    try:
+        text = (root / "Pulumi.yaml").read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise SourceError(f"{root}: no Pulumi.yaml; run from the project's folder") from error
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ManifestError([Problem("Pulumi.yaml", None, f"invalid YAML: {error}")]) from error
     if not isinstance(data, dict) or "name" not in data:
         raise ManifestError([Problem("Pulumi.yaml", 1, "is not a Pulumi project file")])
     return data
@@ -89,14 +84,24 @@ def project_defaults(project: dict[str, Any]) -> dict[str, Any]:
 
 def load_stack(root: Path, name: str) -> StackConfig:
     """The configuration `pulumi up --stack <name>` would run with."""
-    project = project_file(root)
     folder = stack_dir(root)
-    shown = str((folder / f"Pulumi.{name}.yaml").relative_to(root))
     path = folder / f"Pulumi.{name}.yaml"
+    shown = str(path.relative_to(root))
     if not path.exists():
         known = ", ".join(list_stacks(root)) or "none"
         raise SourceError(f"no stack '{name}': {shown} does not exist (stacks: {known})")
-    data = _read_yaml(path, shown) or {}
+    return parse_stack(project_file(root), name, path.read_text(encoding="utf-8"), shown)
+
+
+def parse_stack(project: dict[str, Any], name: str, text: str, shown: str) -> StackConfig:
+    """A stack file's text (from disk or from git) over the project's defaults."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise ManifestError([Problem(shown, mark.line + 1 if mark else None,
+                                     f"invalid YAML: {getattr(error, 'problem', error)}")]) \
+            from error
     config = data.get("config") if isinstance(data, dict) else None
     if config is not None and not isinstance(config, dict):
         raise ManifestError([Problem(shown, 1, "`config:` must be a mapping")])

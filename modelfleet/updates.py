@@ -86,6 +86,13 @@ def whole_numbers(value: Any) -> Any:
     return value
 
 
+def deployed_specs(outputs: Mapping[str, Any] | None) -> tuple[list[ModelSpec], list[str]]:
+    """The models a stack's outputs say it deployed, and the names that could not be read."""
+    record = (outputs or {}).get("manifest")
+    deployed = record.get("deployed") if isinstance(record, Mapping) else None
+    return _specs(deployed) if isinstance(deployed, Mapping) else ([], [])
+
+
 def _specs(deployed: Mapping[str, Any]) -> tuple[list[ModelSpec], list[str]]:
     specs, unreadable = [], []
     for name, data in deployed.items():

@@ -71,10 +71,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
 class RecordingMonitor(MockMonitor):
     """A mock monitor that keeps every registration, in order, and the stack's outputs."""
 
-    def __init__(self, mocks: RecordingMocks) -> None:
+    def __init__(self, mocks: RecordingMocks,
+                 on_registration: Callable[[Registration], None] | None = None) -> None:
         super().__init__(mocks)
         self.registrations: list[Registration] = []
         self.stack_outputs: dict[str, Any] = {}
+        self.on_registration = on_registration
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
@@ -101,6 +103,8 @@ class RecordingMonitor(MockMonitor):
             outputs=unwrap_secrets(dict(outputs), "", set()),
             secrets=frozenset(secrets),
         ))
+        if self.on_registration is not None:
+            self.on_registration(self.registrations[-1])
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802

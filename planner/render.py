@@ -15,10 +15,14 @@ from typing import Any
 import yaml
 from pulumi.output import Unknown
 
+from modelfleet.release import file_sha256
 from planner.recorder import Registration
 
 UNKNOWN = "(known after apply)"
 SECRET = "[secret]"
+UNKNOWN_IMAGE = "known-after-apply.invalid/image@sha256:" + "0" * 64
+"""In rendered YAML, an image whose digest only the build will tell: a digest reference in
+form, on a reserved `.invalid` host, so it can be validated but never pulled."""
 
 
 def plain(value: Any) -> Any:
@@ -33,8 +37,16 @@ def plain(value: Any) -> Any:
         return UNKNOWN
     path = getattr(value, "path", None)
     if isinstance(path, str):
-        return {"asset": path}
+        return {"asset": path, "sha256": _file_sha256(path)}
     return value
+
+
+def _file_sha256(path: str) -> str | None:
+    """Assets compare by content, as Pulumi does: not by where the file was read from."""
+    try:
+        return file_sha256(Path(path))
+    except OSError:
+        return None
 
 
 def is_kubernetes(registration: Registration) -> bool:
@@ -42,9 +54,18 @@ def is_kubernetes(registration: Registration) -> bool:
         and not registration.type.startswith("pulumi:providers:")
 
 
+def _images_marked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: UNKNOWN_IMAGE if key == "image" and item == UNKNOWN else _images_marked(item)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_images_marked(item) for item in value]
+    return value
+
+
 def kubernetes_object(registration: Registration) -> dict[str, Any]:
     """The object as the API server would receive it."""
-    obj = plain(registration.inputs)
+    obj = _images_marked(plain(registration.inputs))
     ordered = {key: obj[key] for key in ("apiVersion", "kind", "metadata") if key in obj}
     ordered.update({key: value for key, value in obj.items() if key not in ordered})
     return ordered

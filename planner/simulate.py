@@ -75,14 +75,15 @@ class _Collector(logging.Handler):
 def simulate(program: Callable[[], None], *, project: str = "modelfleet", stack: str = "dev",
              config: Mapping[str, str] | None = None, secret_keys: Sequence[str] = (),
              preview: bool = False, simulate_outputs: OutputSimulator | None = None,
-             respond_to_call: CallResponder | None = None) -> Simulation:
+             respond_to_call: CallResponder | None = None,
+             on_registration: Callable[[Registration], None] | None = None) -> Simulation:
     """Run `program` as `pulumi up` (or `preview`) of `project`/`stack` would, against mocks.
 
     A program that fails (`pulumi.RunError` included) raises `ProgramFailed` with
     what it had declared and logged, and the original error as its cause.
     """
     mocks = RecordingMocks(simulate_outputs, respond_to_call)
-    monitor = RecordingMonitor(mocks)
+    monitor = RecordingMonitor(mocks, on_registration)
     logger = logging.getLogger(f"modelfleet.simulation.{id(monitor)}")
     logger.propagate = False
     collector = _Collector()

@@ -1,0 +1,111 @@
+"""The offline plan: what `pulumi up` of a stack would declare, without cloud, credentials or CLI.
+
+The stack's configuration is read from its file (secrets stay encrypted), and
+the very program `pulumi up` runs (`program.main`) runs under Pulumi's mock
+runtime as a preview: what only the cloud can know stays unknown. With a base
+ref, the stack as of that ref is planned too and the two are compared.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import program
+from modelfleet.gitsource import FileAbsentError, text_at
+from modelfleet.stacks import StackConfig, load_stack, parse_stack, project_file
+from planner.changes import ResourceChange, resource_changes
+from planner.simulate import Simulation, simulate
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: StackConfig
+    head: Simulation
+    base: Simulation | None = None
+    base_ref: str | None = None
+    base_missing: bool = False
+    """The stack file did not exist at the base ref: everything is created."""
+
+    @property
+    def changes(self) -> list[ResourceChange]:
+        if self.base_ref is None:
+            return []
+        return resource_changes(self.base.registrations if self.base else [],
+                                self.head.registrations)
+
+
+def plan_stack(root: Path, name: str, *, manifest: str | None = None,
+               base: str | None = None, progress: Progress | None = None) -> Plan:
+    """Plan `name` as its config stands, and, with `base`, as it stood at that ref."""
+    stack = load_stack(root, name)
+    if manifest:
+        stack = _with(stack, "modelfleet:manifest", manifest)
+    head = run_plan(root, stack, "plan", progress)
+    if base is None:
+        return Plan(stack, head)
+    try:
+        text = text_at(root / stack.file, base)
+    except FileAbsentError:
+        return Plan(stack, head, None, base, base_missing=True)
+    before = parse_stack(project_file(root), name, text, f"{stack.file}@{base}")
+    if manifest:
+        before = _with(before, "modelfleet:manifest", manifest)
+    if not before.get("modelfleet:manifestRef"):
+        before = _with(before, "modelfleet:manifestRef", base)  # the manifest as of the base
+    return Plan(stack, head, run_plan(root, before, f"base {base}", progress), base)
+
+
+def _with(stack: StackConfig, key: str, value: str) -> StackConfig:
+    return StackConfig(stack.name, stack.file, {**stack.values, key: value}, stack.secrets)
+
+
+def run_plan(root: Path, stack: StackConfig, label: str,
+             progress: Progress | None = None) -> Simulation:
+    """`pulumi preview` of the real program, in the project's folder, against mocks."""
+    count = 0
+
+    def tick(_: object) -> None:
+        nonlocal count
+        count += 1
+        if progress is not None and count % 25 == 0:
+            progress(f"{label}: {count} resources")
+
+    with _in_folder(root), _collector_tuned():
+        simulation = simulate(program.main, project=str(project_file(root)["name"]),
+                              stack=stack.name, config=stack.for_pulumi(),
+                              secret_keys=sorted(stack.secrets), preview=True,
+                              on_registration=tick)
+    if progress is not None:
+        progress(f"{label}: {len(simulation.registrations)} resources")
+    return simulation
+
+
+@contextmanager
+def _in_folder(root: Path) -> Iterator[None]:
+    before = Path.cwd()
+    os.chdir(root)
+    sys.path.insert(0, str(root))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(root))
+        os.chdir(before)
+
+
+@contextmanager
+def _collector_tuned() -> Iterator[None]:
+    """Fewer collections while thousands of small objects are made: linear, not quadratic."""
+    previous = gc.get_threshold()
+    gc.set_threshold(50000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
