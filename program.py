@@ -96,8 +96,9 @@ def model_args(model: ModelRelease, scope: StackScope, settings: StackSettings,
         artifact_files=tuple(ArtifactFile(f.key, f.path, f.sha256)
                              for f in model.artifact_files),
         single_file_artifact=model.single_file_artifact,
-        build=ImageBuild(model.build_context, dict(build.args), settings.image_platform)
-        if build and model.build_context else None,
+        build=ImageBuild(model.build_context, model.dockerfile, dict(build.args),
+                         settings.image_platform)
+        if build and model.build_context and model.dockerfile else None,
         untagged_image_days=settings.untagged_image_days)
 
 

@@ -26,6 +26,8 @@ class ImageBuild:
 
     context: str
     """Absolute path of the build context."""
+    dockerfile: str
+    """Absolute path of the Dockerfile."""
     args: Mapping[str, str] = field(default_factory=dict)
     platform: str = DEFAULT_PLATFORM
 
@@ -112,7 +114,7 @@ def built_image(name: str, provenance: Provenance, build: ImageBuild,
                                         label_safe(provenance.version)),
         build=docker.DockerBuildArgs(
             context=build.context,
-            dockerfile=f"{build.context.rstrip('/')}/Dockerfile",
+            dockerfile=build.dockerfile,
             platform=build.platform,
             args=build_args(provenance, build)),
         registry=docker.RegistryArgs(

@@ -20,6 +20,7 @@ from modelfleet.load import load_resolution
 from modelfleet.problems import ManifestError, Problem
 from modelfleet.provenance import VersionHistory, VersionOrigin
 from modelfleet.resolve import Resolution, ResolvedModel
+from modelfleet.rules import dockerfile_of
 from modelfleet.schema import ModelSpec
 from modelfleet.settings import StackSettings
 
@@ -45,6 +46,7 @@ class ModelRelease:
     artifact_files: tuple[LocalFile, ...] = ()
     single_file_artifact: bool = False
     build_context: str | None = None
+    dockerfile: str | None = None
     build_digest: str | None = None
     """Digest of the build context's files and build args: what the image is built from."""
 
@@ -93,10 +95,13 @@ def _prepare(item: ResolvedModel, source: ManifestText, resolution: Resolution,
                 item, ("artifact", "sha256"),
                 f"'{spec.artifact.path}' has sha256 {files[0].sha256}, not the pinned "
                 f"{spec.artifact.sha256}"))
-    context = str(source.paths.local(spec.image.build.context)) if spec.image.build else None
-    digest = context_digest(Path(context), spec.image.build.args) \
-        if context and spec.image.build else None
-    return ModelRelease(spec, origin, files, single, context, digest)
+    build = spec.image.build
+    if build is None:
+        return ModelRelease(spec, origin, files, single)
+    context = source.paths.local(build.context)
+    dockerfile = source.paths.local(dockerfile_of(build.context, build.dockerfile))
+    digest = context_digest(context, {**build.args, "dockerfile": file_sha256(dockerfile)})
+    return ModelRelease(spec, origin, files, single, str(context), str(dockerfile), digest)
 
 
 def local_files(root: Path) -> list[LocalFile]:

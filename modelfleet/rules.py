@@ -61,6 +61,11 @@ def model_rules(model: dict[str, Any], paths: PathChecker | None) -> list[Findin
     return found
 
 
+def dockerfile_of(context: str, dockerfile: str | None) -> str:
+    """The Dockerfile a build uses, relative to the manifest's folder."""
+    return dockerfile or f"{context.rstrip('/')}/Dockerfile"
+
+
 def _at(data: Any, path: Path) -> Any:
     for part in path:
         if not isinstance(data, dict):
@@ -129,11 +134,13 @@ def _local_paths(model: dict[str, Any], paths: PathChecker) -> list[Finding]:
         found.append((("artifact", "path"),
                       f"'{artifact}' does not exist (relative to the manifest's folder)"))
     context = _at(model, ("image", "build", "context"))
+    given = _at(model, ("image", "build", "dockerfile"))
     if isinstance(context, str) and context:
-        dockerfile = f"{context.rstrip('/')}/Dockerfile"
+        dockerfile = given if isinstance(given, str) and given else dockerfile_of(context, None)
+        where = ("image", "build", "dockerfile" if given else "context")
         if paths.kind(context) != "dir":
             found.append((("image", "build", "context"),
                           f"'{context}' is not a folder (relative to the manifest's folder)"))
         elif paths.kind(dockerfile) != "file":
-            found.append((("image", "build", "context"), f"'{dockerfile}' does not exist"))
+            found.append((where, f"'{dockerfile}' does not exist"))
     return found

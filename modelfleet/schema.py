@@ -230,7 +230,9 @@ class Artifact(Strict):
 
 class Build(Strict):
     context: RelativePath
-    """Folder with a Dockerfile, relative to the manifest."""
+    """Folder sent to the build, relative to the manifest."""
+    dockerfile: RelativePath | None = None
+    """Dockerfile, relative to the manifest; default: `Dockerfile` in the context."""
     args: BuildArgs = {}
     """Docker build arguments; MODEL_NAME and MODEL_VERSION are always passed."""
 

@@ -15,7 +15,7 @@ from tests.conftest import PROJECT
 WORKFLOWS = PROJECT / ".github/workflows"
 
 
-def workflow(name: str) -> dict[str, Any]:
+def workflow(name: str) -> dict[Any, Any]:
     return dict(yaml.safe_load((WORKFLOWS / name).read_text()))
 
 
