@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,9 @@ import pytest
 from tests.gitrepo import GitRepo
 
 PROJECT = Path(__file__).resolve().parent.parent
+# The model server lives in images/, where its Dockerfiles copy it from.
+if str(PROJECT / "images") not in sys.path:
+    sys.path.insert(0, str(PROJECT / "images"))
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def test_a_stack_file_change_affects_that_stack(project: GitRepo,
 
 def test_a_program_change_affects_every_stack(project: GitRepo,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    edit(project, "images/sklearn/Dockerfile", "FROM", "# new base\nFROM")
+    edit(project, "images/sklearn.Dockerfile", "FROM", "# new base\nFROM")
     assert affected(project, capsys) == ["dev", "growth-dev", "prod", "risk-prod", "staging"]
 
 

@@ -205,7 +205,7 @@ def test_a_version_bump_is_reported_model_by_model(project: GitRepo,
 
 def test_a_rebuild_under_the_same_version_is_flagged(project: GitRepo,
                                                      runs: dict[str, Simulation]) -> None:
-    dockerfile = project.root / "images/sklearn/Dockerfile"
+    dockerfile = project.root / "images/sklearn.Dockerfile"
     original = dockerfile.read_text()
     dockerfile.write_text(original + "\n# a change to the image\n")
     try:
@@ -248,3 +248,13 @@ def test_an_unknown_stack_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"no stack 'qa': stacks/Pulumi.qa.yaml does not exist "
                                           r"\(stacks: dev, growth-dev, prod, risk-prod, staging\)"):
         load_stack(PROJECT, "qa")
+
+
+def test_images_build_from_the_shared_context_with_their_own_dockerfile(
+        runs: dict[str, Simulation]) -> None:
+    builds = {r.name: r.inputs["build"] for r in runs["dev"].of_type("docker:index/image:Image")}
+    assert builds["fraud-detector-image"]["dockerfile"].endswith("/images/sklearn.Dockerfile")
+    assert builds["image-tagger-image"]["dockerfile"].endswith("/images/torch.Dockerfile")
+    assert {Path(b["context"]).name for b in builds.values()} == {"images"}
+    assert builds["fraud-detector-image"]["args"] == {
+        "PYTHON_VERSION": "3.11", "MODEL_NAME": "fraud-detector", "MODEL_VERSION": "1.4.2"}

@@ -192,6 +192,13 @@ CASES = {
         ["models.yaml:7: model 'fraud': image.build.context: 'images/nope' is not a folder "
          "(relative to the manifest's folder)"],
     ),
+    "dockerfile that does not exist": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            f'{{ref: "registry.example/fraud@sha256:{DIGEST}"}}',
+            "{build: {context: ., dockerfile: images/gpu.Dockerfile}}"),
+        ["models.yaml:7: model 'fraud': image.build.dockerfile: 'images/gpu.Dockerfile' does "
+         "not exist"],
+    ),
     "build arg that YAML reads as a number": (
         "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
             f'{{ref: "registry.example/fraud@sha256:{DIGEST}"}}',

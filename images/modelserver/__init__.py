@@ -1,0 +1,1 @@
+"""modelfleet's generic model server: the Open Inference Protocol, queues and runs."""

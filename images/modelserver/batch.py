@@ -1,0 +1,158 @@
+"""Offline prediction: queue messages (worker mode) and one partition of a run (job mode)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import PurePosixPath
+from typing import Any
+
+from modelserver.metrics import Metrics
+from modelserver.models import Predictor
+from modelserver.records import Row, as_matrix, batches, parse_rows, prediction_lines
+from modelserver.settings import Settings
+from modelserver.storage import Location, exists, list_objects, read_bytes, write_bytes
+
+log = logging.getLogger("modelserver")
+
+
+class PoisonMessageError(ValueError):
+    """A message that no retry will make readable."""
+
+
+@cache
+def sqs() -> Any:
+    import boto3
+
+    return boto3.client("sqs")
+
+
+def predict_rows(predictor: Predictor, rows: Sequence[Row], batch_size: int) -> list[str]:
+    lines: list[str] = []
+    name = predictor.inputs[0].name if predictor.inputs else "input-0"
+    for chunk in batches(rows, batch_size):
+        lines += prediction_lines(chunk, predictor.predict({name: as_matrix(chunk)}))
+    return lines
+
+
+def input_of(body: str) -> str:
+    """The input object a message names: `{"input": "s3://..."}` or the URI itself."""
+    text = body.strip()
+    if text.startswith("{"):
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise PoisonMessageError(f"message is not JSON: {error.msg}") from error
+        uri = message.get("input") or message.get("uri") if isinstance(message, dict) else None
+    else:
+        uri = text
+    if not isinstance(uri, str) or not uri:
+        raise PoisonMessageError("message names no input (expected {\"input\": \"s3://...\"})")
+    return uri
+
+
+def output_for(output_prefix: str, input_uri: str) -> str:
+    """One output per input, named from it: a retried message overwrites, never duplicates."""
+    stem = PurePosixPath(Location.parse(input_uri).key).stem or "input"
+    digest = hashlib.sha256(input_uri.encode()).hexdigest()[:12]
+    return Location.parse(output_prefix).child(f"{stem}-{digest}.jsonl")
+
+
+@dataclass
+class QueueWorker:
+    settings: Settings
+    predictor: Predictor
+    metrics: Metrics
+    stop: threading.Event
+
+    def run(self) -> None:
+        """Take messages until told to stop; a message being worked on is always finished."""
+        while not self.stop.is_set():
+            response = sqs().receive_message(
+                QueueUrl=self.settings.queue_url, MaxNumberOfMessages=1,
+                WaitTimeSeconds=self.settings.poll_seconds,
+                AttributeNames=["ApproximateReceiveCount"])
+            for message in response.get("Messages", []):
+                if self.stop.is_set():
+                    self._release(message)  # taken while stopping: hand it straight back
+                else:
+                    self.handle(message)
+
+    def handle(self, message: dict[str, Any]) -> bool:
+        """Predict one input; delete the message only once its output is written."""
+        model = self.settings.model_name
+        try:
+            with self._heartbeat(message):
+                input_uri = input_of(message.get("Body", ""))
+                rows = parse_rows(read_bytes(input_uri), input_uri)
+                lines = predict_rows(self.predictor, rows, self.settings.batch_size)
+                target = output_for(str(self.settings.output_uri), input_uri)
+                write_bytes(target, ("\n".join(lines) + "\n").encode())
+        except Exception as error:  # one bad message must not stop the worker
+            log.error("message %s failed (delivery %s): %s", message.get("MessageId"),
+                      message.get("Attributes", {}).get("ApproximateReceiveCount"), error)
+            self.metrics.messages.labels(model, "failed").inc()
+            self._release(message)  # retried now; after maxReceiveCount it goes to the DLQ
+            return False
+        sqs().delete_message(QueueUrl=self.settings.queue_url,
+                             ReceiptHandle=message["ReceiptHandle"])
+        self.metrics.messages.labels(model, "done").inc()
+        self.metrics.rows.labels(model).inc(len(rows))
+        log.info("message %s: %d rows from %s to %s", message.get("MessageId"), len(rows),
+                 input_uri, target)
+        return True
+
+    def _release(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            sqs().change_message_visibility(QueueUrl=self.settings.queue_url,
+                                            ReceiptHandle=message["ReceiptHandle"],
+                                            VisibilityTimeout=0)
+
+    @contextlib.contextmanager
+    def _heartbeat(self, message: dict[str, Any]) -> Iterator[None]:
+        """Keep the message hidden from other workers for as long as this one works on it."""
+        timeout = self.settings.visibility_timeout_seconds
+        done = threading.Event()
+
+        def extend() -> None:
+            while not done.wait(max(1.0, timeout / 3)):
+                with contextlib.suppress(Exception):
+                    sqs().change_message_visibility(
+                        QueueUrl=self.settings.queue_url,
+                        ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=timeout)
+
+        beat = threading.Thread(target=extend, daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beat.join()
+
+
+def run_partition(settings: Settings, predictor: Predictor, metrics: Metrics) -> str:
+    """Predict partition JOB_COMPLETION_INDEX of the run's input; skip it if already done."""
+    index, count = settings.partition, settings.partitions
+    target = Location.parse(str(settings.output_uri)).child(f"part-{index:05d}.jsonl")
+    if exists(target):
+        log.info("partition %d of %d is already done: %s", index, count, target)
+        return target
+    source = str(settings.input_uri)
+    rows: list[Row] = []
+    if Location.parse(source).is_prefix:
+        for uri in list_objects(source)[index::count]:
+            rows += [Row(f"{uri}#{row.key}", row.features)
+                     for row in parse_rows(read_bytes(uri), uri)]
+    else:
+        rows = parse_rows(read_bytes(source), source)[index::count]
+    lines = predict_rows(predictor, rows, settings.batch_size)
+    write_bytes(target, ("\n".join(lines) + "\n").encode() if lines else b"")
+    metrics.rows.labels(settings.model_name).inc(len(rows))
+    log.info("partition %d of %d: %d rows to %s", index, count, len(rows), target)
+    return target

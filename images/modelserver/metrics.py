@@ -1,0 +1,31 @@
+"""Prometheus metrics of one server: requests, latency, requests in flight, queue work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter("modelserver_requests", "HTTP requests answered",
+                                ["model", "route", "code"], registry=self.registry)
+        self.latency = Histogram("modelserver_request_duration_seconds",
+                                 "Time to answer an HTTP request", ["model", "route"],
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.in_flight = Gauge("modelserver_requests_in_flight",
+                               "Inference requests being answered", ["model"],
+                               registry=self.registry)
+        self.messages = Counter("modelserver_messages", "Queue messages handled",
+                                ["model", "outcome"], registry=self.registry)
+        self.rows = Counter("modelserver_rows_predicted", "Input rows predicted",
+                            ["model"], registry=self.registry)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,86 @@
+"""What the Deployment or Job tells the container, through its environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a runnable model server."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_name: str
+    model_version: str
+    model_uri: str
+    model_sha256: str | None = None
+    mode: str = "serve"
+    """`serve` (HTTP), `worker` (queue) or `job` (one partition of a run)."""
+    port: int = 8080
+    host: str = "0.0.0.0"
+    """All interfaces: the pod's network is the boundary (and its NetworkPolicy)."""
+    flavor: str | None = None
+    """`sklearn` or `torch`; by default guessed from the artifact's file name."""
+    cache_dir: str = "/tmp/model"
+    """On the pod's own emptyDir: the root filesystem is read-only."""
+    queue_url: str | None = None
+    output_uri: str | None = None
+    input_uri: str | None = None
+    partitions: int = 1
+    partition: int = 0
+    visibility_timeout_seconds: int = 900
+    batch_size: int = 256
+    poll_seconds: int = 5
+    grace_seconds: float = 25.0
+    """How long a stopping server waits for requests in flight."""
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        missing = [key for key in ("MODEL_NAME", "MODEL_URI") if not env.get(key)]
+        if missing:
+            raise SettingsError(f"missing environment: {', '.join(missing)}")
+        mode = env.get("MODEL_MODE", "serve")
+        if mode not in ("serve", "worker", "job"):
+            raise SettingsError(f"MODEL_MODE must be serve, worker or job, not '{mode}'")
+        settings = cls(
+            model_name=env["MODEL_NAME"],
+            model_version=env.get("MODEL_VERSION", "0.0.0"),
+            model_uri=env["MODEL_URI"],
+            model_sha256=env.get("MODEL_SHA256") or None,
+            mode=mode,
+            port=_integer(env, "MODEL_PORT", 8080),
+            host=env.get("MODEL_HOST", "0.0.0.0"),
+            flavor=env.get("MODEL_FLAVOR") or None,
+            cache_dir=env.get("MODEL_CACHE_DIR", "/tmp/model"),
+            queue_url=env.get("QUEUE_URL") or None,
+            output_uri=env.get("OUTPUT_URI") or None,
+            input_uri=env.get("INPUT_URI") or None,
+            partitions=_integer(env, "PARTITIONS", 1),
+            partition=_integer(env, "JOB_COMPLETION_INDEX", 0),
+            visibility_timeout_seconds=_integer(env, "VISIBILITY_TIMEOUT_SECONDS", 900),
+            batch_size=_integer(env, "BATCH_SIZE", 256),
+            poll_seconds=_integer(env, "POLL_SECONDS", 5),
+            grace_seconds=float(env.get("GRACE_SECONDS", "25")),
+        )
+        if mode == "worker" and not (settings.queue_url and settings.output_uri):
+            raise SettingsError("worker mode needs QUEUE_URL and OUTPUT_URI")
+        if mode == "job" and not (settings.input_uri and settings.output_uri):
+            raise SettingsError("job mode needs INPUT_URI and OUTPUT_URI")
+        if not 0 <= settings.partition < settings.partitions:
+            raise SettingsError(f"JOB_COMPLETION_INDEX {settings.partition} is not below "
+                                f"PARTITIONS {settings.partitions}")
+        return settings
+
+
+def _integer(env: Mapping[str, str], key: str, default: int) -> int:
+    value = env.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        return int(str(value))
+    except ValueError as error:
+        raise SettingsError(f"{key} must be a whole number, not '{value}'") from error

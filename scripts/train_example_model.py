@@ -1,0 +1,32 @@
+"""Writes artifacts/churn-scorer/model.joblib: the small model the example manifest uploads.
+
+A logistic regression on four synthetic customer features (tenure in months,
+monthly spend, support tickets, days since last login). Deterministic: run it
+again and the file is the same model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+FEATURES = ["tenure_months", "monthly_spend", "support_tickets", "days_since_login"]
+
+
+def train(seed: int = 7, rows: int = 400) -> LogisticRegression:
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([rng.integers(1, 72, rows), rng.normal(60, 20, rows),
+                         rng.poisson(1.5, rows), rng.integers(0, 90, rows)]).astype(float)
+    risk = -0.04 * x[:, 0] + 0.01 * x[:, 1] + 0.5 * x[:, 2] + 0.03 * x[:, 3]
+    y = (risk + rng.normal(0, 0.5, rows) > np.median(risk)).astype(int)
+    return LogisticRegression(max_iter=1000).fit(x, y)
+
+
+if __name__ == "__main__":
+    target = Path(__file__).resolve().parent.parent / "artifacts/churn-scorer/model.joblib"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(train(), target)
+    print(f"wrote {target} ({target.stat().st_size} bytes); features: {', '.join(FEATURES)}")

