@@ -17,7 +17,6 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.cluster import ClusterSettings
 from components.identity import (
     STS_AUDIENCE,
     WorkloadIdentity,
@@ -33,8 +32,9 @@ from components.podspec import (
 )
 from components.provenance import Provenance
 from components.queue import WorkQueue, WorkQueueArgs
-from components.serving import LIVE_PATH, READY_PATH, RegistryAccess
-from modelfleet.schema import Batch, BatchRun, ModelSpec
+from components.serving import LIVE_PATH, READY_PATH
+from components.workload import ModelWorkloadArgs
+from modelfleet.schema import Batch, BatchRun
 
 WORKER = "worker"
 RUN = "run"
@@ -47,13 +47,7 @@ KEDA_API = "keda.sh/v1alpha1"
 
 
 @dataclass(frozen=True)
-class BatchWorkersArgs:
-    spec: ModelSpec
-    provenance: Provenance
-    cluster: ClusterSettings
-    image: pulumi.Input[str]
-    artifact_uri: pulumi.Input[str]
-    registry: RegistryAccess
+class BatchWorkersArgs(ModelWorkloadArgs):
     queue_name: str
     """Physical name of the work queue; stable for the model's life."""
 

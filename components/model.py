@@ -12,7 +12,8 @@ from components.cluster import ClusterSettings
 from components.image import ImageBuild, ModelImage, ModelImageArgs
 from components.provenance import Provenance
 from components.registry import ModelRegistry
-from components.serving import ModelService, ModelServiceArgs, RegistryAccess
+from components.serving import ModelService, ModelServiceArgs
+from components.workload import RegistryAccess
 from modelfleet.schema import ModelSpec
 
 

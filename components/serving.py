@@ -30,7 +30,8 @@ from components.podspec import (
     model_env,
 )
 from components.provenance import Provenance
-from modelfleet.schema import ModelSpec, Serving
+from components.workload import ModelWorkloadArgs
+from modelfleet.schema import Serving
 
 COMPONENT = "server"
 SCALE_DOWN_WINDOW_SECONDS = 300
@@ -39,23 +40,7 @@ LIVE_PATH = "/v2/health/live"
 
 
 @dataclass(frozen=True)
-class RegistryAccess:
-    """What a workload needs to know of the registry to be allowed to read from it."""
-
-    bucket_name: pulumi.Input[str]
-    key_arn: pulumi.Input[str]
-
-
-@dataclass(frozen=True)
-class ModelServiceArgs:
-    spec: ModelSpec
-    provenance: Provenance
-    cluster: ClusterSettings
-    image: pulumi.Input[str]
-    """Digest-pinned reference."""
-    artifact_uri: pulumi.Input[str]
-    registry: RegistryAccess
-
+class ModelServiceArgs(ModelWorkloadArgs):
     @property
     def serving(self) -> Serving:
         if self.spec.serving is None:

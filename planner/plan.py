@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pulumi.runtime import resource as runtime_resource
+from pulumi.runtime.proto import source_pb2
+
 import program
 from modelfleet.gitsource import FileAbsentError, text_at
 from modelfleet.stacks import StackConfig, load_stack, parse_stack, project_file
@@ -102,10 +105,19 @@ def _in_folder(root: Path) -> Iterator[None]:
 
 @contextmanager
 def _collector_tuned() -> Iterator[None]:
-    """Fewer collections while thousands of small objects are made: linear, not quadratic."""
+    """Fewer collections while thousands of small objects are made: linear, not quadratic.
+
+    And no source positions: the SDK walks the Python stack (reading source files) for
+    every resource so that the CLI can point at code; a plan never shows them.
+    """
     previous = gc.get_threshold()
     gc.set_threshold(50000, 50, 100)
+    trace = getattr(runtime_resource, "_get_stack_trace", None)
+    if trace is not None:
+        runtime_resource._get_stack_trace = source_pb2.StackTrace  # an empty trace
     try:
         yield
     finally:
         gc.set_threshold(*previous)
+        if trace is not None:
+            runtime_resource._get_stack_trace = trace
