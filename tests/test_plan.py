@@ -233,3 +233,14 @@ def test_rendered_objects_of_every_shipped_stack_pass_the_validators(
     report = run_checkov(rendered)
     assert [f"{c['check_id']} {c['file_path']}" for c in report["failed"]] == []
     assert len(report["passed"]) > 500
+
+
+def test_only_a_content_change_uploads_an_artifact_again(
+        project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    model = project.root / "artifacts/churn-scorer/model.joblib"
+    model.touch()  # a new timestamp, the same bytes: nothing to upload
+    assert document(project, capsys, "--stack", "dev", "--base", "HEAD")["changes"] == []
+    model.write_bytes(model.read_bytes() + b"\0")
+    changes = document(project, capsys, "--stack", "dev", "--base", "HEAD")["changes"]
+    assert [(c["op"], c["name"], c["paths"]) for c in changes] == [
+        ("update", "churn-scorer-artifact/model.joblib", ["source.sha256"])]
