@@ -19,6 +19,12 @@ from gitdb.exc import BadName, BadObject
 from modelfleet.problems import SourceError
 from modelfleet.rules import DirectoryPaths, LocalPaths, PathKind
 
+
+def text_digest(text: str) -> str:
+    """Content digest of a manifest: two revisions with the same text deploy the same."""
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
 CHECKOUT_DIR = ".modelfleet/checkout"
 """Files of a deployed ref are written here (git-ignored) for uploads and builds."""
 
@@ -62,7 +68,7 @@ class ManifestText:
 
     @property
     def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.text.encode()).hexdigest()
+        return text_digest(self.text)
 
     @property
     def label(self) -> str:

@@ -7,7 +7,6 @@ defaults and overrides into models is `resolve`'s job.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -27,11 +26,6 @@ class Manifest:
     file: str
     text: str
     doc: YamlDocument
-
-    @property
-    def digest(self) -> str:
-        """Content digest: two revisions with the same text deploy the same thing."""
-        return "sha256:" + hashlib.sha256(self.text.encode()).hexdigest()
 
     @property
     def entries(self) -> list[Any]:

@@ -7,7 +7,6 @@ leaves every other model's resources alone (DESIGN invariants 2 and 6).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from modelfleet.gitsource import FileRevision, ManifestText, file_revisions
+from modelfleet.gitsource import FileRevision, ManifestText, file_revisions, text_digest
 
 UNCOMMITTED = "uncommitted"
 
@@ -50,10 +49,6 @@ def versions_in(text: str | None, environment: str | None) -> dict[str, str]:
             version = override["version"]
         found[entry["name"]] = str(version)
     return found
-
-
-def text_digest(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 class VersionHistory:

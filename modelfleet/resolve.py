@@ -75,10 +75,10 @@ class Resolution:
 def resolve(manifest: Manifest, environment: str | None = None,
             paths: PathChecker | None = None) -> Resolution:
     """The models for `environment`; raise `ManifestError` with every problem if any."""
-    problems = validate_manifest(manifest, [environment], paths)
+    resolved, problems = resolve_models(manifest, environment, paths)
+    problems = _in_reading_order(_written_problems(manifest) + problems)
     if problems:
         raise ManifestError(problems)
-    resolved, _ = resolve_models(manifest, environment, paths)
     return Resolution(manifest, environment, tuple(resolved))
 
 
@@ -91,10 +91,20 @@ def validate_manifest(manifest: Manifest, environments: Iterable[str | None] | N
     """
     targets = list(environments) if environments is not None else (
         [None, *manifest.environments()])
-    found = shape_problems(manifest, ManifestDocument, manifest.doc.data)
-    found += duplicate_names(manifest)
+    found = _written_problems(manifest)
     for environment in targets:
         found += resolve_models(manifest, environment, paths)[1]
+    return _in_reading_order(found)
+
+
+def _written_problems(manifest: Manifest) -> list[Problem]:
+    """Problems of the manifest as written: shapes, types, duplicate names."""
+    return shape_problems(manifest, ManifestDocument, manifest.doc.data) + \
+        duplicate_names(manifest)
+
+
+def _in_reading_order(found: list[Problem]) -> list[Problem]:
+    """Each problem once (by line and message), sorted by line."""
     seen: set[tuple[int | None, str]] = set()
     unique: list[Problem] = []
     for problem in found:

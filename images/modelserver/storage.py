@@ -8,7 +8,6 @@ local path.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -144,8 +143,3 @@ def sha256_of(path: Path) -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
-
-def iter_lines(data: bytes) -> Iterator[str]:
-    for line in data.decode("utf-8").splitlines():
-        if line.strip():
-            yield line
