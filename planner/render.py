@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,16 @@ def plain(value: Any) -> Any:
 def _file_sha256(path: str) -> str | None:
     """Assets compare by content, as Pulumi does: not by where the file was read from."""
     try:
-        return file_sha256(Path(path))
+        status = Path(path).stat()
     except OSError:
         return None
+    return _hashed(path, status.st_mtime_ns, status.st_size)
+
+
+@cache
+def _hashed(path: str, _mtime: int, _size: int) -> str:
+    """Each file is read once per version of it, however often a plan renders its inputs."""
+    return file_sha256(Path(path))
 
 
 def is_kubernetes(registration: Registration) -> bool:
