@@ -1,0 +1,98 @@
+"""Every shipped stack's Kubernetes objects, applied to a real API server: accepted, Pods admitted.
+
+The objects are those `plan --render` writes, server-side applied (dry-run, then for real)
+into namespaces that enforce the `restricted` Pod Security Standard. With the controller
+manager running, Deployments and Jobs create Pods, which admission checks for real.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from planner.plan import plan_stack
+from planner.render import kubernetes_objects
+from tests.gitrepo import GitRepo
+from tests.kube.cluster import Cluster
+from tests.shipped import copy_project
+
+pytestmark = pytest.mark.xdist_group("kube")
+SHIPPED = ["dev", "growth-dev", "prod", "risk-prod", "staging"]
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> GitRepo:
+    return copy_project(tmp_path_factory.mktemp("shipped") / "project")
+
+
+def selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+def workloads(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [obj for obj in objects if obj["kind"] in ("Deployment", "Job")]
+
+
+def apply_stack(cluster: Cluster, objects: list[dict[str, Any]]) -> str:
+    """Apply a stack's objects into its namespace, made `restricted` here unless it declares it."""
+    (namespace,) = {str(obj["metadata"]["namespace"]) for obj in objects
+                    if obj["kind"] != "Namespace"}
+    declared = [obj for obj in objects if obj["kind"] == "Namespace"]
+    if declared:
+        created = cluster.kubectl.apply(declared)
+        assert created.clean, str(created)
+    else:
+        cluster.kubectl.create_namespace(namespace)
+    others = [obj for obj in objects if obj["kind"] != "Namespace"]
+    dry_run = cluster.kubectl.apply(others, dry_run=True)
+    assert dry_run.clean, str(dry_run)
+    applied = cluster.kubectl.apply(others)
+    assert applied.clean, str(applied)
+    return namespace
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_every_object_of_a_shipped_stack_is_accepted_and_its_pods_admitted(
+        cluster: Cluster, shipped: GitRepo, stack: str) -> None:
+    cluster.require_controllers()
+    objects = kubernetes_objects(plan_stack(shipped.root, stack).head.registrations)
+    assert {"Deployment", "Service", "NetworkPolicy"} <= {obj["kind"] for obj in objects}
+    namespace = apply_stack(cluster, objects)
+    labels = cluster.kubectl.get("namespace", namespace)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    for workload in workloads(objects):
+        match = workload["spec"]["selector"]["matchLabels"] if workload["kind"] == "Deployment" \
+            else {"modelfleet.dev/run": workload["metadata"]["labels"]["modelfleet.dev/run"]}
+        pods = cluster.wait_for_pods(namespace, selector(match),
+                                     f"{workload['kind']} {workload['metadata']['name']}")
+        assert all(pod["spec"]["securityContext"]["runAsNonRoot"] for pod in pods)
+
+
+def pod(namespace: str, name: str, security: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"containers": [{"name": "main",
+                                     "image": "registry.example/app@sha256:" + "a" * 64,
+                                     "securityContext": security}]}}
+
+
+def test_the_server_refuses_privileged_and_unhardened_pods_in_a_restricted_namespace(
+        cluster: Cluster) -> None:
+    namespace = cluster.namespace("negative")
+    privileged = cluster.kubectl.apply([pod(namespace, "privileged", {"privileged": True})])
+    assert privileged.returncode != 0
+    assert "privileged: Forbidden" in privileged.stderr
+    unhardened = cluster.kubectl.apply([pod(namespace, "unhardened", {"runAsUser": 0})])
+    assert unhardened.returncode != 0
+    assert 'violates PodSecurity "restricted:latest"' in unhardened.stderr
+    assert cluster.kubectl.items("pods", namespace) == []
+
+
+def test_the_server_refuses_an_unknown_field(cluster: Cluster) -> None:
+    namespace = cluster.namespace("negative")
+    result = cluster.kubectl.apply([{
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "typo", "namespace": namespace},
+        "spec": {"ports": [{"port": 80}], "selectr": {"app": "x"}}}])
+    assert result.returncode != 0
+    assert ".spec.selectr: field not declared in schema" in result.stderr
