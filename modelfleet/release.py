@@ -15,14 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelfleet.gitsource import ManifestText
+from modelfleet.gitsource import ManifestText, UnknownRefError
 from modelfleet.load import load_resolution
-from modelfleet.problems import ManifestError, Problem
+from modelfleet.problems import ManifestError, Problem, SourceError
 from modelfleet.provenance import VersionHistory, VersionOrigin
 from modelfleet.resolve import Resolution, ResolvedModel
 from modelfleet.rules import dockerfile_of
 from modelfleet.schema import ModelSpec
-from modelfleet.settings import StackSettings
+from modelfleet.settings import NAMESPACE, StackSettings
 
 _CHUNK = 1 << 20
 
@@ -63,8 +63,11 @@ def load_release(settings: StackSettings, project_root: Path,
                  history: VersionHistory | None = None) -> Release:
     """Read, validate, resolve and prepare the stack's manifest; raise on any problem."""
     file = project_root / settings.manifest
-    source, resolution = load_resolution(file, settings.manifest_ref, settings.environment,
-                                         display=settings.manifest)
+    try:
+        source, resolution = load_resolution(file, settings.manifest_ref, settings.environment,
+                                             display=settings.manifest)
+    except UnknownRefError as error:
+        raise SourceError(unknown_pin(settings, project_root, error)) from error
     resolution = resolution.select(settings.team, settings.require_approved)
     origins = (history or VersionHistory()).version_origins(
         source, file, settings.environment, {m.name: m.version for m in resolution.models})
@@ -74,6 +77,20 @@ def load_release(settings: StackSettings, project_root: Path,
     if problems:
         raise ManifestError(problems)
     return Release(settings, source, resolution, models)
+
+
+def unknown_pin(settings: StackSettings, project_root: Path, error: UnknownRefError) -> str:
+    """Where the stack pins an unknown ref, and the two ways out."""
+    key = f"{NAMESPACE}:manifestRef"
+    where = settings.config_file or "the stack's configuration"
+    config = project_root / settings.config_file if settings.config_file else None
+    if config is not None and config.is_file():
+        lines = config.read_text(encoding="utf-8").splitlines()
+        line = next((n for n, text in enumerate(lines, 1) if text.strip().startswith(key)), None)
+        where += f":{line}" if line else ""
+    return (f"{where}: {key}: {error}; if it is a tag, this clone does not have it yet "
+            "(`git fetch --tags`; a clone of a branch brings no tags), otherwise the ref is "
+            "misspelled (`git tag`, `git log --oneline` list what exists)")
 
 
 def _prepare(item: ResolvedModel, source: ManifestText, resolution: Resolution,

@@ -58,6 +58,8 @@ class StackSettings:
     gpu_toleration_key: str = "nvidia.com/gpu"
     keda: bool = True
     keda_service_account: str = "keda/keda-operator"
+    config_file: str = field(default="", compare=False)
+    """The stack file the settings were read from, for messages."""
 
     @classmethod
     def parse(cls, config: Mapping[str, Any], file: str) -> StackSettings:
@@ -87,6 +89,7 @@ class StackSettings:
             keda=reader.boolean("keda", default=True),
             keda_service_account=reader.service_account("kedaServiceAccount",
                                                         "keda/keda-operator"),
+            config_file=file,
         )
         if reader.problems:
             raise ManifestError(reader.problems)
