@@ -1,4 +1,4 @@
-"""Every shipped stack plans on a fresh clone, and an unknown pinned ref says where and what to do."""
+"""Every shipped stack plans on a fresh clone; an unknown pinned ref says where and what to do."""
 
 from __future__ import annotations
 
