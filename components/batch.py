@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.autoscaling import KEDA_API, SWITCHABLE
 from components.identity import (
     STS_AUDIENCE,
     WorkloadIdentity,
@@ -43,7 +44,6 @@ SHUTDOWN_MARGIN_SECONDS = 30
 POLLING_SECONDS = 15
 RUN_TTL_SECONDS = 7 * 24 * 3600
 RUN_RETRIES_PER_PARTITION = 3
-KEDA_API = "keda.sh/v1alpha1"
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,12 @@ class BatchWorkers(pulumi.ComponentResource):
 
 
 def object_meta(name: str, args: BatchWorkersArgs, component: str,
-                extra: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
+                extra: dict[str, str] | None = None,
+                annotations: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
     return k8s.meta.v1.ObjectMetaArgs(
         name=name, namespace=args.cluster.object_namespace,
         labels={**args.provenance.labels(component), **(extra or {})},
-        annotations=args.provenance.annotations())
+        annotations={**args.provenance.annotations(), **(annotations or {})})
 
 
 def worker_identity(args: BatchWorkersArgs, queue: WorkQueue) -> WorkloadIdentityArgs:
@@ -258,7 +259,7 @@ def cpu_autoscaler(name: str, args: BatchWorkersArgs, deployment: k8s.apps.v1.De
     """Without KEDA: a plain HPA on CPU, which cannot scale to zero."""
     batch = args.batch
     k8s.autoscaling.v2.HorizontalPodAutoscaler(
-        name, metadata=object_meta(name, args, WORKER),
+        name, metadata=object_meta(name, args, WORKER, annotations=SWITCHABLE),
         spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
             scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
                 api_version="apps/v1", kind="Deployment", name=deployment.metadata.name),

@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.autoscaling import SWITCHABLE
 from components.cluster import ClusterSettings
 from components.identity import (
     WorkloadIdentity,
@@ -70,7 +71,7 @@ class ModelService(pulumi.ComponentResource):
                                                    target_port="http", protocol="TCP")]),
             opts=child)
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            name, metadata=object_meta(name, args),
+            name, metadata=object_meta(name, args, SWITCHABLE),
             spec=autoscaler_spec(args.serving, deployment.metadata.name), opts=child)
         k8s.policy.v1.PodDisruptionBudget(
             name, metadata=object_meta(name, args),
@@ -88,10 +89,12 @@ class ModelService(pulumi.ComponentResource):
         self.register_outputs({"endpoint": self.endpoint})
 
 
-def object_meta(name: str, args: ModelServiceArgs) -> k8s.meta.v1.ObjectMetaArgs:
+def object_meta(name: str, args: ModelServiceArgs,
+                annotations: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
     return k8s.meta.v1.ObjectMetaArgs(
         name=name, namespace=args.cluster.object_namespace,
-        labels=args.provenance.labels(COMPONENT), annotations=args.provenance.annotations())
+        labels=args.provenance.labels(COMPONENT),
+        annotations={**args.provenance.annotations(), **(annotations or {})})
 
 
 def server_identity(args: ModelServiceArgs) -> WorkloadIdentityArgs:

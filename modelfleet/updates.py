@@ -53,7 +53,27 @@ def change_report(previous: Mapping[str, Any] | None, release: Release) -> list[
     lines += [f"{PREFIX}note: the last deployment's record of '{name}' could not be read; "
               "it is shown as added" for name in unreadable]
     lines += immutable_tag_warnings(record, release)
+    lines += changed_run_warnings(before, release)
     return lines
+
+
+def changed_run_warnings(before: list[ModelSpec], release: Release) -> list[str]:
+    """A started run is history: its Job is never changed (Kubernetes refuses a new pod
+    template, and the program ignores changes to it), so an edit of it does nothing."""
+    deployed = {spec.name: spec for spec in before}
+    warnings = []
+    for model in release.models:
+        old, new = deployed.get(model.spec.name), model.spec
+        if old is None or old.batch is None or new.batch is None:
+            continue
+        runs = {run.id: run for run in old.batch.runs}
+        for run in new.batch.runs:
+            if run.id in runs and runs[run.id] != run:
+                warnings.append(
+                    f"{PREFIX}warning: model '{new.name}': run '{run.id}' was changed, but a "
+                    "started run is never changed (its Job is immutable); this update leaves "
+                    "it as it was. Give the run a new id to start another.")
+    return warnings
 
 
 def immutable_tag_warnings(record: Mapping[str, Any], release: Release) -> list[str]:

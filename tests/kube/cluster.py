@@ -99,8 +99,13 @@ def install_crds(kubectl: Kubectl, folder: Path) -> None:
     for name in CRD_FOLDERS:
         kubectl.run("apply", "--server-side", "--field-manager=test-setup", "-f",
                     str(folder / name), check=True)
-    kubectl.run("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s",
-                check=True)
+
+    def established() -> bool:
+        crds = kubectl.get("customresourcedefinitions")["items"]
+        return bool(crds) and all(
+            any(c["type"] == "Established" and c["status"] == "True"
+                for c in (crd.get("status") or {}).get("conditions") or []) for crd in crds)
+    eventually(established, 60, "every CRD is established")
 
 
 def start_cluster(workdir: Path) -> Iterator[Cluster]:

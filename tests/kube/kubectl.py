@@ -96,8 +96,10 @@ class Kubectl:
         return ApplyResult(result.returncode, result.stdout, result.stderr)
 
     def get(self, kind: str, name: str | None = None, namespace: str | None = None,
-            selector: str | None = None) -> dict[str, Any]:
+            selector: str | None = None, managed_fields: bool = False) -> dict[str, Any]:
         args = ["get", kind, *([name] if name else []), "-o", "json"]
+        if managed_fields:
+            args.append("--show-managed-fields")
         if namespace:
             args += ["-n", namespace]
         if selector:
