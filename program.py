@@ -73,7 +73,8 @@ def cluster_settings(settings: StackSettings) -> ClusterSettings:
         gpu=GpuPlacement(dict(settings.gpu_node_selector), settings.gpu_toleration_key),
         region=aws_region() or "",
         keda=settings.keda,
-        keda_service_account=settings.keda_service_account)
+        keda_service_account=settings.keda_service_account,
+        prometheus_address=settings.prometheus_address or "")
 
 
 def aws_region() -> str | None:

@@ -29,7 +29,9 @@ from components.podspec import (
     PodOptions,
     hardened_pod_template,
     http_probes,
+    metrics_annotations,
     model_env,
+    rolling_update,
 )
 from components.provenance import Provenance
 from components.queue import WorkQueue, WorkQueueArgs
@@ -162,7 +164,8 @@ def worker_container(args: BatchWorkersArgs, name: str, mode: str,
         resources=batch.resources,
         ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=HEALTH_PORT,
                                              protocol="TCP")],
-        probes=http_probes("http", READY_PATH, LIVE_PATH) if mode == WORKER else None)
+        probes=http_probes("http", READY_PATH, LIVE_PATH, batch.startup_seconds)
+        if mode == WORKER else None)
 
 
 def worker_deployment_spec(args: BatchWorkersArgs, identity: WorkloadIdentity,
@@ -174,15 +177,13 @@ def worker_deployment_spec(args: BatchWorkersArgs, identity: WorkloadIdentity,
         "VISIBILITY_TIMEOUT_SECONDS": str(batch.visibility_timeout_seconds)})
     return k8s.apps.v1.DeploymentSpecArgs(
         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.provenance.selector(WORKER)),
-        strategy=k8s.apps.v1.DeploymentStrategyArgs(
-            type="RollingUpdate",
-            rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0,
-                                                                   max_surge="25%")),
+        strategy=rolling_update(batch),
         revision_history_limit=5,
         template=hardened_pod_template(
             args.provenance, WORKER, container, args.cluster,
-            PodOptions(service_account=identity.service_account_name,
-                       termination_grace_seconds=grace_period(batch))))
+            PodOptions(service_account=identity.service_account_name, settings=batch,
+                       termination_grace_seconds=grace_period(batch),
+                       annotations=metrics_annotations(HEALTH_PORT))))
 
 
 def no_ingress(provenance: Provenance) -> k8s.networking.v1.NetworkPolicySpecArgs:
@@ -299,7 +300,7 @@ def run_job(model: str, run: BatchRun, args: BatchWorkersArgs, identity: Workloa
             ttl_seconds_after_finished=RUN_TTL_SECONDS,
             template=hardened_pod_template(
                 args.provenance, RUN, container, args.cluster,
-                PodOptions(service_account=identity.service_account_name,
+                PodOptions(service_account=identity.service_account_name, settings=batch,
                            termination_grace_seconds=SHUTDOWN_MARGIN_SECONDS,
                            restart_policy="Never", extra_labels=run_label))),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(

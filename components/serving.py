@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.autoscaling import SWITCHABLE
+from components.autoscaling import KEDA_API, SWITCHABLE
 from components.cluster import ClusterSettings
 from components.identity import (
     WorkloadIdentity,
@@ -28,7 +28,9 @@ from components.podspec import (
     PodOptions,
     hardened_pod_template,
     http_probes,
+    metrics_annotations,
     model_env,
+    rolling_update,
 )
 from components.provenance import Provenance
 from components.workload import ModelWorkloadArgs
@@ -67,12 +69,16 @@ class ModelService(pulumi.ComponentResource):
             name, metadata=object_meta(name, args),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="ClusterIP", selector=args.provenance.selector(COMPONENT),
-                ports=[k8s.core.v1.ServicePortArgs(name="http", port=args.serving.port,
-                                                   target_port="http", protocol="TCP")]),
+                ports=[k8s.core.v1.ServicePortArgs(name=port.name, port=port.container_port,
+                                                   target_port=port.name, protocol="TCP")
+                       for port in container_ports(args.serving)]),
             opts=child)
-        k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            name, metadata=object_meta(name, args, SWITCHABLE),
-            spec=autoscaler_spec(args.serving, deployment.metadata.name), opts=child)
+        if args.serving.scale_metric == "cpu":
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                name, metadata=object_meta(name, args, SWITCHABLE),
+                spec=autoscaler_spec(args.serving, deployment.metadata.name), opts=child)
+        else:
+            request_scaler(name, args, deployment.metadata.name, child)
         k8s.policy.v1.PodDisruptionBudget(
             name, metadata=object_meta(name, args),
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
@@ -83,7 +89,8 @@ class ModelService(pulumi.ComponentResource):
             opts=child)
         k8s.networking.v1.NetworkPolicy(
             name, metadata=object_meta(name, args),
-            spec=ingress_policy(args.provenance, args.cluster, args.serving.port), opts=child)
+            spec=ingress_policy(args.provenance, args.cluster,
+                                [args.serving.port, args.serving.grpc_port]), opts=child)
         self.endpoint = pulumi.Output.from_input(
             f"http://{args.cluster.service_host(name)}:{args.serving.port}")
         self.register_outputs({"endpoint": self.endpoint})
@@ -116,34 +123,40 @@ def server_identity(args: ModelServiceArgs) -> WorkloadIdentityArgs:
         statements=statements)
 
 
+def container_ports(serving: Serving) -> list[k8s.core.v1.ContainerPortArgs]:
+    """HTTP (probes, metrics, inference) and the Open Inference Protocol's gRPC endpoint."""
+    return [k8s.core.v1.ContainerPortArgs(name="http", container_port=serving.port,
+                                          protocol="TCP"),
+            k8s.core.v1.ContainerPortArgs(name="grpc", container_port=serving.grpc_port,
+                                          protocol="TCP")]
+
+
 def deployment_spec(args: ModelServiceArgs,
                     identity: WorkloadIdentity) -> k8s.apps.v1.DeploymentSpecArgs:
     serving = args.serving
     container = ModelContainer(
         name=COMPONENT, image=args.image,
         env=model_env(args.provenance, args.artifact_uri, args.spec.artifact.sha256,
-                      {"MODEL_PORT": str(serving.port), **serving.env}),
+                      {"MODEL_PORT": str(serving.port),
+                       "MODEL_GRPC_PORT": str(serving.grpc_port), **serving.env}),
         resources=serving.resources,
-        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=serving.port,
-                                             protocol="TCP")],
-        probes=http_probes("http", READY_PATH, LIVE_PATH),
+        ports=container_ports(serving),
+        probes=http_probes("http", READY_PATH, LIVE_PATH, serving.startup_seconds),
         pre_stop_seconds=5)
     return k8s.apps.v1.DeploymentSpecArgs(
         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.provenance.selector(COMPONENT)),
-        strategy=k8s.apps.v1.DeploymentStrategyArgs(
-            type="RollingUpdate",
-            rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0,
-                                                                   max_surge="25%")),
+        strategy=rolling_update(serving),
         revision_history_limit=5,
         template=hardened_pod_template(
             args.provenance, COMPONENT, container, args.cluster,
-            PodOptions(service_account=identity.service_account_name,
-                       termination_grace_seconds=30)))
+            PodOptions(service_account=identity.service_account_name, settings=serving,
+                       termination_grace_seconds=30,
+                       annotations=metrics_annotations(serving.port))))
 
 
 def autoscaler_spec(serving: Serving, deployment: pulumi.Input[str],
                     ) -> k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs:
-    """Scale on CPU; scale up at once, scale down only after five calm minutes."""
+    """Scale on CPU (percent of the request); up at once, down only after five calm minutes."""
     return k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
         scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
             api_version="apps/v1", kind="Deployment", name=deployment),
@@ -154,26 +167,78 @@ def autoscaler_spec(serving: Serving, deployment: pulumi.Input[str],
             resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
                 name="cpu", target=k8s.autoscaling.v2.MetricTargetArgs(
                     type="Utilization",
-                    average_utilization=serving.target_cpu_utilization)))],
-        behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
-            scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
-                stabilization_window_seconds=SCALE_DOWN_WINDOW_SECONDS,
-                select_policy="Max",
-                policies=[k8s.autoscaling.v2.HPAScalingPolicyArgs(
-                    type="Percent", value=50, period_seconds=60)]),
-            scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(
-                stabilization_window_seconds=0,
-                select_policy="Max",
-                policies=[
-                    k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Percent", value=100,
-                                                            period_seconds=15),
-                    k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Pods", value=4,
-                                                            period_seconds=15)])))
+                    average_utilization=serving.scale_target
+                    or serving.target_cpu_utilization)))],
+        behavior=hpa_behavior())
+
+
+def hpa_behavior() -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
+    """`SCALING_BEHAVIOR` as the HPA's typed arguments."""
+    def rules(rule: dict[str, Any]) -> k8s.autoscaling.v2.HPAScalingRulesArgs:
+        return k8s.autoscaling.v2.HPAScalingRulesArgs(
+            stabilization_window_seconds=rule["stabilizationWindowSeconds"],
+            select_policy=rule["selectPolicy"],
+            policies=[k8s.autoscaling.v2.HPAScalingPolicyArgs(
+                type=policy["type"], value=policy["value"], period_seconds=policy["periodSeconds"])
+                for policy in rule["policies"]])
+    return k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
+        scale_down=rules(SCALING_BEHAVIOR["scaleDown"]),
+        scale_up=rules(SCALING_BEHAVIOR["scaleUp"]))
+
+
+SCALING_BEHAVIOR: dict[str, Any] = {
+    "scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_SECONDS, "selectPolicy": "Max",
+                  "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}]},
+    "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15},
+                             {"type": "Pods", "value": 4, "periodSeconds": 15}]},
+}
+"""Up at once (double, or four more pods, every 15 s), down by half a minute at most
+after five calm minutes: the HPA's and KEDA's (which passes it on to its HPA) alike."""
+REQUEST_WINDOW = "1m"
+
+
+def request_query(metric: str, namespace: str, deployment: str) -> str:
+    """PromQL over the model server's own metrics, summed over the Deployment's pods.
+
+    KEDA divides it by the replica count (metricType AverageValue) and compares that with
+    the target per pod: requests in flight (`modelserver_requests_in_flight`) for
+    concurrency, inference requests per second (`modelserver_requests_total`) for rps.
+    """
+    pods = f'namespace="{namespace}",pod=~"{deployment}-[a-z0-9]+-[a-z0-9]+"'
+    if metric == "concurrency":
+        return f"sum(modelserver_requests_in_flight{{{pods}}})"
+    return f'sum(rate(modelserver_requests_total{{{pods},route="infer"}}[{REQUEST_WINDOW}]))'
+
+
+def request_scaler(name: str, args: ModelServiceArgs, deployment: pulumi.Input[str],
+                   opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    """A KEDA ScaledObject with the `prometheus` trigger: scale on request load per pod."""
+    serving = args.serving
+    return k8s.apiextensions.CustomResource(
+        name, api_version=KEDA_API, kind="ScaledObject", metadata=object_meta(name, args),
+        spec={
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+            "pollingInterval": 15,
+            "minReplicaCount": serving.replicas.min,
+            "maxReplicaCount": serving.replicas.max,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": SCALING_BEHAVIOR}},
+            "triggers": [{
+                "type": "prometheus",
+                "metricType": "AverageValue",
+                "metadata": {
+                    "serverAddress": args.cluster.prometheus_address,
+                    "query": request_query(serving.scale_metric, args.cluster.namespace, name),
+                    "threshold": str(serving.scale_target),
+                },
+            }],
+        },
+        opts=opts)
 
 
 def ingress_policy(provenance: Provenance, cluster: ClusterSettings,
-                   port: int) -> k8s.networking.v1.NetworkPolicySpecArgs:
-    """Ingress only on the model's port, only from the listed namespaces."""
+                   ports: list[int]) -> k8s.networking.v1.NetworkPolicySpecArgs:
+    """Ingress only on the model's ports (HTTP, gRPC), only from the listed namespaces."""
     return k8s.networking.v1.NetworkPolicySpecArgs(
         pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=provenance.selector(COMPONENT)),
         policy_types=["Ingress"],
@@ -183,4 +248,5 @@ def ingress_policy(provenance: Provenance, cluster: ClusterSettings,
                     k8s.meta.v1.LabelSelectorRequirementArgs(
                         key="kubernetes.io/metadata.name", operator="In",
                         values=cluster.callers())]))],
-            ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP")])])
+            ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP")
+                   for port in ports])])

@@ -71,7 +71,8 @@ def load_release(settings: StackSettings, project_root: Path,
     resolution = resolution.select(settings.team, settings.require_approved)
     origins = (history or VersionHistory()).version_origins(
         source, file, settings.environment, {m.name: m.version for m in resolution.models})
-    problems: list[Problem] = []
+    problems = [problem for item in resolution.resolved
+                for problem in stack_problems(item, resolution, settings)]
     models = tuple(_prepare(item, source, resolution, origins[item.spec.name], problems)
                    for item in resolution.resolved)
     if problems:
@@ -91,6 +92,27 @@ def unknown_pin(settings: StackSettings, project_root: Path, error: UnknownRefEr
     return (f"{where}: {key}: {error}; if it is a tag, this clone does not have it yet "
             "(`git fetch --tags`; a clone of a branch brings no tags), otherwise the ref is "
             "misspelled (`git tag`, `git log --oneline` list what exists)")
+
+
+def stack_problems(item: ResolvedModel, resolution: Resolution,
+                   settings: StackSettings) -> list[Problem]:
+    """What a model asks of the stack that the stack does not give."""
+    serving = item.spec.serving
+    if serving is None or serving.scale_metric == "cpu":
+        return []
+    path = ("serving", "scaleMetric")
+    found = []
+    if not settings.prometheus_address:
+        found.append(resolution.problem(
+            item, path, f"'{serving.scale_metric}' is read from Prometheus, but the stack has "
+            f"no {NAMESPACE}:prometheusAddress; set it (e.g. `pulumi config set "
+            f"{NAMESPACE}:prometheusAddress http://prometheus-operated.monitoring.svc:9090`) "
+            "or scale on cpu"))
+    if not settings.keda:
+        found.append(resolution.problem(
+            item, path, f"'{serving.scale_metric}' scales through KEDA, which this stack "
+            f"does not have ({NAMESPACE}:keda is false); scale on cpu"))
+    return found
 
 
 def _prepare(item: ResolvedModel, source: ManifestText, resolution: Resolution,

@@ -54,6 +54,10 @@ def model_rules(model: dict[str, Any], paths: PathChecker | None) -> list[Findin
     found += _bounds(model, ("serving", "replicas"), "min", "max")
     found += _bounds(model, ("batch",), "minWorkers", "maxWorkers")
     found += _runs(model)
+    for section in ("serving", "batch"):
+        found += _rollout(model, section)
+        found += _tolerations(model, section)
+    found += _scaling(model)
     found += _exclusive(model, ("artifact",), "uri", "path")
     found += _exclusive(model, ("image",), "build", "ref")
     if paths is not None:
@@ -112,6 +116,59 @@ def _runs(model: dict[str, Any]) -> list[Finding]:
                 and parallelism > partitions:
             found.append((path + ("parallelism",),
                           f"{parallelism} is more than the {partitions} partitions"))
+    return found
+
+
+def _zero(value: Any) -> bool:
+    return bool(value in {0, "0%"})
+
+
+def _rollout(model: dict[str, Any], section: str) -> list[Finding]:
+    """maxSurge and maxUnavailable both 0 would let no pod be added or removed: Kubernetes
+    refuses such a Deployment, so refuse it here, where the line can be named."""
+    rollout = _at(model, (section, "rollout"))
+    if not isinstance(rollout, dict):
+        return []
+    gpu = _at(model, (section, "resources", "gpu"))
+    gpus = str(gpu) not in ("0", "None") if gpu is not None else False
+    surge = rollout.get("maxSurge", 0 if gpus else "25%")
+    unavailable = rollout.get("maxUnavailable", 1 if gpus else 0)
+    if _zero(surge) and _zero(unavailable):
+        return [((section, "rollout"),
+                 "maxSurge and maxUnavailable are both 0, so a rollout could neither add a pod "
+                 "nor remove one; allow one of them (for GPU models: maxUnavailable: 1)")]
+    return []
+
+
+def _tolerations(model: dict[str, Any], section: str) -> list[Finding]:
+    tolerations = _at(model, (section, "tolerations"))
+    if not isinstance(tolerations, list):
+        return []
+    return [((section, "tolerations", index, "key"),
+             "is required: a toleration without a key tolerates every taint, the control "
+             "plane's included; name the taint's key (e.g. nvidia.com/gpu)")
+            for index, item in enumerate(tolerations)
+            if isinstance(item, dict) and not item.get("key")]
+
+
+def _scaling(model: dict[str, Any]) -> list[Finding]:
+    serving = _at(model, ("serving",))
+    if not isinstance(serving, dict):
+        return []
+    found: list[Finding] = []
+    metric, target = serving.get("scaleMetric", "cpu"), serving.get("scaleTarget")
+    if metric in ("concurrency", "rps") and target is None:
+        unit = "requests in flight" if metric == "concurrency" else "requests per second"
+        found.append((("serving", "scaleTarget"),
+                      f"is required with scaleMetric {metric}: the {unit} one pod should "
+                      "take (e.g. 4)"))
+    if metric == "cpu" and isinstance(target, int) and target > 100:
+        found.append((("serving", "scaleTarget"),
+                      f"{target} is a CPU utilization above 100 percent of the request"))
+    port, grpc = serving.get("port", 8080), serving.get("grpcPort", 8081)
+    if isinstance(port, int) and port == grpc:
+        found.append((("serving", "grpcPort"),
+                      f"{grpc} is also the HTTP port; give the gRPC endpoint its own port"))
     return found
 
 

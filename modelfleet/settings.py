@@ -21,7 +21,7 @@ CONFIG_KEYS = ("environment", "namespace", "manifest", "manifestRef", "team", "r
                "oidcProviderArn", "oidcProviderUrl", "kubeconfig", "kmsKeyArn",
                "noncurrentVersionDays", "imagePlatform", "untaggedImageDays", "createNamespace",
                "allowedNamespaces", "gpuNodeSelector", "gpuTolerationKey", "keda",
-               "kedaServiceAccount")
+               "kedaServiceAccount", "prometheusAddress")
 _IRSA = "pods get their AWS permissions through IRSA, from the cluster's OIDC provider"
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -58,6 +58,8 @@ class StackSettings:
     gpu_toleration_key: str = "nvidia.com/gpu"
     keda: bool = True
     keda_service_account: str = "keda/keda-operator"
+    prometheus_address: str | None = None
+    """Prometheus that KEDA asks for request metrics (models scaled on concurrency or rps)."""
     config_file: str = field(default="", compare=False)
     """The stack file the settings were read from, for messages."""
 
@@ -89,6 +91,7 @@ class StackSettings:
             keda=reader.boolean("keda", default=True),
             keda_service_account=reader.service_account("kedaServiceAccount",
                                                         "keda/keda-operator"),
+            prometheus_address=reader.url("prometheusAddress"),
             config_file=file,
         )
         if reader.problems:
@@ -122,6 +125,13 @@ class _Reader:
             self._problem(key, "must be a single value")
             return None
         return str(value)
+
+    def url(self, key: str) -> str | None:
+        value = self.text(key)
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            self._problem(key, f"'{value}' is not an http(s) URL, e.g. "
+                          "http://prometheus-operated.monitoring.svc:9090")
+        return value
 
     def label(self, key: str, required: bool = False) -> str | None:
         value = self.text(key, required)
