@@ -1,0 +1,132 @@
+"""`promote MODEL CANDIDATE`: the candidate's version, artifact and image become the model's.
+
+Only the model's own `version`, `artifact` and (when the candidate has one) `image`
+values are replaced, each by the candidate's text as written, and the candidate's
+lines are removed (the `candidates` key too, with the last candidate). Everything
+else in the model and in the file stays as written.
+"""
+
+from __future__ import annotations
+
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
+
+from modelfleet.rollout.edit import (
+    Edited,
+    RolloutError,
+    Splice,
+    apply,
+    compose,
+    delete_item,
+    find_entry,
+    get,
+    model_names,
+    models_sequence,
+    named_items,
+    scalar,
+    shift,
+    value_of,
+    value_region,
+)
+
+PROMOTED = ("version", "artifact", "image")
+"""What a candidate hands to its model, in this order; `image` only if the candidate sets it."""
+
+
+def promote_text(text: str, where: str, model: str, candidate: str) -> Edited:
+    """The manifest with `candidate` promoted into `model`; `RolloutError` if it cannot be.
+
+    `where` names the file in messages. Refused: an unknown model or candidate, a
+    candidate declared only in an environment override (promotion changes the model
+    in every environment), or one an override declares again (it would outlive the
+    promotion there). Overrides that set the model's `version`, `artifact` or `image`
+    still win in their environment: each gives a warning.
+    """
+    models = models_sequence(compose(text, where), where)
+    entry = find_entry(text, models, model)
+    if entry is None:
+        known = ", ".join(model_names(models)) or "none"
+        raise RolloutError(f"model '{model}' is not in {where} (models: {known})")
+    serving = value_of(entry.node, "serving")
+    candidates = value_of(serving, "candidates")
+    listed = dict(named_items(candidates))
+    overrides = _overrides(entry.node)
+    if candidate not in listed:
+        _refuse_unknown(model, candidate, list(listed), overrides)
+    for env, override in overrides:
+        if candidate in dict(named_items(value_of(value_of(override, "serving"), "candidates"))):
+            raise RolloutError(
+                f"model '{model}': environments.{env}.serving.candidates also declares "
+                f"'{candidate}'; remove it there first, so that the promotion means the same "
+                "in every environment")
+    chosen = listed[candidate]
+    splices = [_take(text, entry.node, chosen, key, model, candidate) for key in PROMOTED
+               if get(chosen, key) is not None or key != "image"]
+    splices.append(_remove(text, serving, candidates, chosen))
+    version = scalar(value_of(chosen, "version"))
+    return Edited(apply(text, splices),
+                  f"promoted candidate '{candidate}' of model '{model}' to version {version}",
+                  tuple(_shadowing(overrides, chosen, model)))
+
+
+def _overrides(entry: Node) -> list[tuple[str, Node]]:
+    environments = value_of(entry, "environments")
+    if not isinstance(environments, MappingNode):
+        return []
+    return [(str(key.value), value) for key, value in environments.value]
+
+
+def _refuse_unknown(model: str, candidate: str, listed: list[str],
+                    overrides: list[tuple[str, Node]]) -> None:
+    for env, override in overrides:
+        if candidate in dict(named_items(value_of(value_of(override, "serving"), "candidates"))):
+            raise RolloutError(
+                f"candidate '{candidate}' of model '{model}' is declared only in "
+                f"environments.{env}; promotion changes the model in every environment, so "
+                "declare the candidate under the model's serving.candidates first")
+    known = f"its candidates: {', '.join(listed)}" if listed else "it has none"
+    raise RolloutError(f"model '{model}' has no candidate '{candidate}' in serving.candidates "
+                       f"({known})")
+
+
+def _take(text: str, entry: Node, chosen: MappingNode, key: str, model: str,
+          candidate: str) -> Splice:
+    """Replace the model's value of `key` with the candidate's, re-indented to fit."""
+    theirs = get(chosen, key)
+    if theirs is None:
+        raise RolloutError(f"candidate '{candidate}' of model '{model}' has no `{key}`")
+    ours = get(entry, key)
+    if ours is None:
+        raise RolloutError(f"model '{model}' has no `{key}` to replace; "
+                           "run `python -m modelfleet validate`")
+    start, end = value_region(text, *ours)
+    their_start, their_end = value_region(text, *theirs)
+    columns = ours[0].start_mark.column - theirs[0].start_mark.column
+    return Splice(start, end, shift(text[their_start:their_end], columns, first_line=False))
+
+
+def _remove(text: str, serving: Node | None, candidates: Node | None,
+            chosen: MappingNode) -> Splice:
+    """Remove the candidate, or the whole `candidates` key when it is the last one."""
+    assert isinstance(serving, MappingNode)
+    assert candidates is not None
+    if len(candidates.value) > 1:
+        return delete_item(text, candidates, candidates.value.index(chosen))
+    keys = [key.value if isinstance(key, ScalarNode) else None for key, _ in serving.value]
+    return delete_item(text, serving, keys.index("candidates"))
+
+
+def _shadowing(overrides: list[tuple[str, Node]], chosen: MappingNode,
+               model: str) -> list[str]:
+    """Warnings for environment overrides that keep their own version, artifact or image."""
+    warnings = []
+    for env, override in overrides:
+        for key in PROMOTED:
+            if key == "image" and get(chosen, key) is None:
+                continue
+            value = value_of(override, key)
+            if value is not None:
+                shown = f" {scalar(value)}" if scalar(value) is not None else ""
+                warnings.append(
+                    f"model '{model}': environments.{env} sets its own {key}{shown}, so "
+                    f"{env} does not get the promoted {key}; edit or remove that override")
+    return warnings
