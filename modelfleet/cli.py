@@ -45,11 +45,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser that takes options between positionals: `rollback MODEL --to REF FILE`.
+
+    Plain argparse gives an optional positional (FILE) its default as soon as it
+    meets the first option, and then refuses FILE as unrecognized.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+            self, args: Sequence[str] | None = None,
+            namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        if self._intermixing:  # parse_known_intermixed_args calls back in: parse plainly
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m modelfleet",
         description="Validate, diff and trace a modelfleet model manifest.")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND",
+                                     parser_class=_CommandParser)
 
     validate = commands.add_parser("validate", help="check a manifest; exit 1 on any problem")
     _file_argument(validate)
@@ -197,7 +219,7 @@ def _report_step(step: rollout.Step) -> int:
     if step.diff is not None:
         sys.stdout.write(render_text(step.diff))
     elif step.written:
-        print("note: the file did not validate before this change, so there is no diff",
+        print("note: the file's models did not resolve before this change, so there is no diff",
               file=sys.stderr)
     done = "; review it with `git diff`, then commit" if step.written else ""
     print(f"{step.summary}{done}")

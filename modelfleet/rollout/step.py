@@ -14,7 +14,7 @@ from pathlib import Path
 from modelfleet.diff import ManifestDiff, diff_models
 from modelfleet.gitsource import FileAbsentError, read_manifest, text_at
 from modelfleet.manifest import parse_manifest
-from modelfleet.problems import ManifestError, SourceError
+from modelfleet.problems import ManifestError, Problem, SourceError
 from modelfleet.resolve import resolve, validate_manifest
 from modelfleet.rollout.edit import Edited, RolloutError
 from modelfleet.rollout.promote import promote_text
@@ -29,8 +29,8 @@ class Step:
     summary: str
     warnings: tuple[str, ...]
     diff: ManifestDiff | None
-    """The manifest diff of the change; None when nothing changed, or when the file
-    did not validate before the step (so there is nothing to compare with)."""
+    """The manifest diff of the change; None when nothing changed, or when the file's
+    models did not resolve before the step (so there is nothing to compare with)."""
     written: bool
 
 
@@ -79,19 +79,42 @@ def _refuse_uncommitted(file: Path, shown: str, text: str, model: str) -> None:
 
 
 def finish(file: Path, shown: str, before: str, edited: Edited, head_label: str) -> Step:
-    """Check the edited text, diff it against `before`, and write it to `file` if valid."""
+    """Check the edited text, diff it against `before`, and write it to `file`.
+
+    Refused (`ManifestError`, nothing written) when the result has a problem the file
+    did not have before; problems it already had elsewhere are the user's to fix and
+    are only counted in a warning, so that a broken neighbour never blocks a rollback.
+    """
     if edited.text == before:
         return Step(f"no change: {edited.summary} already", edited.warnings, None, False)
+    paths = DirectoryPaths(file.parent)
     after = parse_manifest(edited.text, f"{shown} after the edit")
-    problems = validate_manifest(after, None, DirectoryPaths(file.parent))
+    old = _problems(before, shown, paths)
+    problems = validate_manifest(after, None, paths)
+    new = [problem for problem in problems if _key(problem) not in {_key(p) for p in old}]
+    if new:
+        raise ManifestError(new)
+    warnings = edited.warnings
     if problems:
-        raise ManifestError(problems)
-    try:
-        base = resolve(parse_manifest(before, shown)).models
+        warnings += (f"{shown} still has {len(problems)} problem(s) it had before this change; "
+                     f"see `python -m modelfleet validate {shown}`",)
+    try:  # like `diff`: resolved without looking at local paths
+        diff: ManifestDiff | None = diff_models(
+            resolve(parse_manifest(before, shown)).models, resolve(after).models,
+            base_label=f"{shown} before", head_label=head_label)
     except ManifestError:
         diff = None
-    else:
-        diff = diff_models(base, resolve(after).models, base_label=f"{shown} before",
-                           head_label=head_label)
     file.write_bytes(edited.text.encode("utf-8"))
-    return Step(edited.summary, edited.warnings, diff, True)
+    return Step(edited.summary, warnings, diff, True)
+
+
+def _problems(text: str, shown: str, paths: DirectoryPaths) -> list[Problem]:
+    try:
+        return validate_manifest(parse_manifest(text, shown), None, paths)
+    except ManifestError as error:
+        return list(error.problems)
+
+
+def _key(problem: Problem) -> tuple[str | None, str, str, str | None]:
+    """A problem without its file and line, which an edit above it moves."""
+    return problem.model, problem.path, problem.message, problem.environment
