@@ -120,7 +120,8 @@ def around(text: str, model: str) -> tuple[str, str, str]:
     that is how the manifests above are written.
     """
     lines = text.splitlines(keepends=True)
-    first = next(i for i, line in enumerate(lines) if line.startswith(f"  - name: {model} "))
+    first = next(i for i, line in enumerate(lines)
+                 if line.split("#")[0].strip() == f"- name: {model}")
     last = next((i for i in range(first, len(lines)) if not lines[i].strip()), len(lines))
     return "".join(lines[:first]), "".join(lines[first:last]), "".join(lines[last:])
 
@@ -228,6 +229,24 @@ def test_rollback_reindents_an_entry_when_the_list_indentation_changed(
     assert run(capsys, "validate", str(file))[0] == 0
 
 
+def test_rollback_keeps_windows_line_breaks(
+        repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    def crlf(text: str) -> bytes:
+        return text.replace("\n", "\r\n").encode()
+
+    file = project(repo, "")
+    file.write_bytes(crlf(manifest(FRAUD_142, CHURN, RANKER)))
+    repo.commit("three models, CRLF")
+    file.write_bytes(crlf(manifest(FRAUD_150, RANKER)))
+    repo.commit("fraud 1.5.0, churn retired")
+
+    for model in ("fraud-detector", "churn-scorer"):
+        code, _, err = run(capsys, "rollback", model, "--to", "HEAD~1", str(file))
+        assert code == 0, err
+
+    assert file.read_bytes() == crlf(manifest(FRAUD_142 + CHURN, RANKER))
+
+
 def test_rollback_to_a_ref_without_the_model_fails_and_leaves_the_file(
         repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
     file = project(repo, manifest(CHURN))
@@ -293,7 +312,8 @@ def test_rollback_to_the_same_entry_changes_nothing(
     code, out, err = run(capsys, "rollback", "fraud-detector", "--to", "HEAD~1", str(file))
 
     assert code == 0, err
-    assert out.startswith("no change")
+    assert out == (f"no change: model 'fraud-detector' is already as in {file} at HEAD~1 "
+                   f"({repo.repo.commit('HEAD~1').hexsha[:12]}); nothing was written\n")
     assert file.read_bytes() == before
 
 

@@ -163,9 +163,12 @@ def line_start(text: str, offset: int) -> int:
 
 
 def line_end(text: str, offset: int) -> int:
-    """Offset of the line break ending the line that holds `offset` (or the text's end)."""
+    """Offset of the line break (`\n` or `\r\n`) ending the line that holds `offset`,
+    or the text's end."""
     end = text.find("\n", offset)
-    return len(text) if end < 0 else end
+    if end < 0:
+        return len(text)
+    return end - 1 if end > 0 and text[end - 1] == "\r" else end
 
 
 def shift(text: str, columns: int, *, first_line: bool = True) -> str:
@@ -202,8 +205,8 @@ def delete_item(text: str, parent: Node, index: int) -> Splice:
         start = text.rfind("-", 0, start)
     first, last = line_start(text, start), line_end(text, end)
     if last < len(text):
-        return Splice(first, last + 1, "")
-    return Splice(max(first - 1, 0), last, "")
+        return Splice(first, text.index("\n", last) + 1, "")
+    return Splice(max(line_end(text, first - 1), 0) if first else 0, last, "")
 
 
 def _item_span(text: str, item: Node | tuple[Node, Node]) -> tuple[int, int]:

@@ -47,9 +47,13 @@ def rollback_text(text: str, where: str, old_text: str, old_where: str, model: s
     current = find_entry(text, models, model)
     if current is not None:
         splice = Splice(current.start, current.end, shift(block, current.indent - old.indent))
-        return Edited(apply(text, [splice]), f"restored model '{model}' as in {old_where}")
+        edited = apply(text, [splice])
+        if edited == text:
+            return Edited(text, f"model '{model}' is already as in {old_where}")
+        return Edited(edited, f"restored model '{model}' as in {old_where}")
     after = _insert_after(text, models, model_names(old_models), model)
-    splice = Splice(after.end, after.end, "\n" + shift(block, after.indent - old.indent))
+    newline = "\r\n" if "\r\n" in text else "\n"
+    splice = Splice(after.end, after.end, newline + shift(block, after.indent - old.indent))
     return Edited(apply(text, [splice]),
                   f"restored model '{model}' (removed since) as in {old_where}")
 

@@ -86,7 +86,8 @@ def finish(file: Path, shown: str, before: str, edited: Edited, head_label: str)
     are only counted in a warning, so that a broken neighbour never blocks a rollback.
     """
     if edited.text == before:
-        return Step(f"no change: {edited.summary} already", edited.warnings, None, False)
+        return Step(f"no change: {edited.summary}; nothing was written", edited.warnings, None,
+                    False)
     paths = DirectoryPaths(file.parent)
     after = parse_manifest(edited.text, f"{shown} after the edit")
     old = _problems(before, shown, paths)
