@@ -480,6 +480,25 @@ def test_promote_of_a_candidate_declared_only_for_one_environment_is_refused(
     assert file.read_bytes() == before
 
 
+def test_promote_of_a_candidate_an_environment_declares_again_is_refused(
+        repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    fraud = FRAUD_WITH_CANDIDATES + (
+        "    environments:\n"
+        "      dev:\n"
+        "        serving:\n"
+        "          candidates: [{name: challenger, version: 1.5.0, artifact: {uri: s3://b/c},"
+        " weight: 50}]\n")
+    file = project(repo, manifest(fraud))
+    repo.commit("a bigger canary in dev")
+    before = file.read_bytes()
+
+    code, _, err = run(capsys, "promote", "fraud-detector", "challenger", str(file))
+
+    assert refused(code, err), err
+    assert "environments.dev.serving.candidates also declares 'challenger'" in err
+    assert file.read_bytes() == before
+
+
 @NEEDS_SCHEMA
 def test_promote_edits_the_file_prints_the_diff_and_the_result_validates(
         repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:

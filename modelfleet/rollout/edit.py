@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -69,6 +70,37 @@ def compose(text: str, where: str) -> MappingNode:
 def _first_line(error: Exception) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+def load(text: str, where: str) -> dict[str, Any]:
+    """The manifest as plain data (mappings, lists, scalars), to check an edit's result."""
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as error:
+        raise RolloutError(f"{where} is not valid YAML ({_first_line(error)})") from error
+    return data if isinstance(data, dict) else {}
+
+
+def models_of(data: dict[str, Any]) -> list[tuple[str | None, Any]]:
+    """(name, entry) for each item of `models`, in order."""
+    items = data.get("models")
+    return [(item.get("name") if isinstance(item, dict) else None, item)
+            for item in (items if isinstance(items, list) else [])]
+
+
+def check_result(before: str, after: str, model: str, expected: Any) -> None:
+    """Make sure the edit did exactly this: `model` became `expected`, nothing else changed.
+
+    A safety net under the text splicing: if some unusual layout made it go wrong,
+    `RolloutError` is raised and nothing is written.
+    """
+    old, new = load(before, "the manifest"), load(after, "the edited manifest")
+    rest = [{key: value for key, value in data.items() if key != "models"} for data in (old, new)]
+    others = [[item for item in models_of(data) if item[0] != model] for data in (old, new)]
+    mine = [entry for name, entry in models_of(new) if name == model]
+    if rest[0] != rest[1] or others[0] != others[1] or mine != [expected]:
+        raise RolloutError(f"the edit of model '{model}' did not come out as intended (an "
+                           "unusual layout of the file?); nothing was written: edit it by hand")
 
 
 def get(mapping: Node | None, key: str) -> tuple[ScalarNode, Node] | None:

@@ -8,6 +8,9 @@ else in the model and in the file stays as written.
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
 from modelfleet.rollout.edit import (
@@ -15,11 +18,14 @@ from modelfleet.rollout.edit import (
     RolloutError,
     Splice,
     apply,
+    check_result,
     compose,
     delete_item,
     find_entry,
     get,
+    load,
     model_names,
+    models_of,
     models_sequence,
     named_items,
     scalar,
@@ -53,7 +59,7 @@ def promote_text(text: str, where: str, model: str, candidate: str) -> Edited:
     if candidate not in listed:
         _refuse_unknown(model, candidate, list(listed), overrides)
     for env, override in overrides:
-        if candidate in dict(named_items(value_of(value_of(override, "serving"), "candidates"))):
+        if _declares(override, candidate):
             raise RolloutError(
                 f"model '{model}': environments.{env}.serving.candidates also declares "
                 f"'{candidate}'; remove it there first, so that the promotion means the same "
@@ -62,10 +68,36 @@ def promote_text(text: str, where: str, model: str, candidate: str) -> Edited:
     splices = [_take(text, entry.node, chosen, key, model, candidate) for key in PROMOTED
                if get(chosen, key) is not None or key != "image"]
     splices.append(_remove(text, serving, candidates, chosen))
+    result = apply(text, splices)
+    block = isinstance(serving, MappingNode) and not serving.flow_style
+    expected = _promoted(load(text, where), model, candidate, None if block else {})
+    check_result(text, result, model, expected)
     version = scalar(value_of(chosen, "version"))
-    return Edited(apply(text, splices),
+    return Edited(result,
                   f"promoted candidate '{candidate}' of model '{model}' to version {version}",
                   tuple(_shadowing(overrides, chosen, model)))
+
+
+def _promoted(data: dict[str, Any], model: str, candidate: str,
+              emptied_to: dict[str, Any] | None) -> dict[str, Any]:
+    """The model's entry as the promotion should leave it, as plain data.
+
+    `emptied_to`: what `serving` reads as once its last key is gone (`serving:` alone
+    in block style is null, which means "serve, with the defaults").
+    """
+    found = next(item for name, item in models_of(data) if name == model)
+    entry: dict[str, Any] = copy.deepcopy(found)
+    serving = entry["serving"]
+    chosen = next(c for c in serving["candidates"] if c.get("name") == candidate)
+    for key in PROMOTED:
+        if key in chosen:
+            entry[key] = chosen[key]
+    serving["candidates"] = [c for c in serving["candidates"] if c is not chosen]
+    if not serving["candidates"]:
+        del serving["candidates"]
+    if not serving:
+        entry["serving"] = emptied_to
+    return entry
 
 
 def _overrides(entry: Node) -> list[tuple[str, Node]]:
@@ -75,10 +107,15 @@ def _overrides(entry: Node) -> list[tuple[str, Node]]:
     return [(str(key.value), value) for key, value in environments.value]
 
 
+def _declares(override: Node, candidate: str) -> bool:
+    """Whether an environment override lists `candidate` in its own `serving.candidates`."""
+    return candidate in dict(named_items(value_of(value_of(override, "serving"), "candidates")))
+
+
 def _refuse_unknown(model: str, candidate: str, listed: list[str],
                     overrides: list[tuple[str, Node]]) -> None:
     for env, override in overrides:
-        if candidate in dict(named_items(value_of(value_of(override, "serving"), "candidates"))):
+        if _declares(override, candidate):
             raise RolloutError(
                 f"candidate '{candidate}' of model '{model}' is declared only in "
                 f"environments.{env}; promotion changes the model in every environment, so "

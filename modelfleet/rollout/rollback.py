@@ -16,10 +16,13 @@ from modelfleet.rollout.edit import (
     RolloutError,
     Splice,
     apply,
+    check_result,
     compose,
     entry_of,
     find_entry,
+    load,
     model_names,
+    models_of,
     models_sequence,
     shift,
 )
@@ -48,14 +51,22 @@ def rollback_text(text: str, where: str, old_text: str, old_where: str, model: s
     if current is not None:
         splice = Splice(current.start, current.end, shift(block, current.indent - old.indent))
         edited = apply(text, [splice])
+        _check(text, edited, old_text, model)
         if edited == text:
             return Edited(text, f"model '{model}' is already as in {old_where}")
         return Edited(edited, f"restored model '{model}' as in {old_where}")
     after = _insert_after(text, models, model_names(old_models), model)
     newline = "\r\n" if "\r\n" in text else "\n"
     splice = Splice(after.end, after.end, newline + shift(block, after.indent - old.indent))
-    return Edited(apply(text, [splice]),
+    edited = apply(text, [splice])
+    _check(text, edited, old_text, model)
+    return Edited(edited,
                   f"restored model '{model}' (removed since) as in {old_where}")
+
+
+def _check(text: str, edited: str, old_text: str, model: str) -> None:
+    old_entries = dict(models_of(load(old_text, "the manifest at the ref")))
+    check_result(text, edited, model, old_entries[model])
 
 
 def _insert_after(text: str, models: SequenceNode, old_order: list[str], model: str) -> Entry:
