@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 
@@ -55,8 +56,12 @@ class Entry:
     """Column of the item's `-`."""
 
 
+@lru_cache(maxsize=4)
 def compose(text: str, where: str) -> MappingNode:
-    """The manifest's top-level mapping node; `RolloutError` if it is not YAML or not a mapping."""
+    """The manifest's top-level mapping node; `RolloutError` if it is not YAML or not a mapping.
+
+    Cached: a step reads the same text more than once, and nodes are never changed.
+    """
     try:
         root = YAML(typ="rt").compose(text)
     except YAMLError as error:
@@ -73,7 +78,7 @@ def _first_line(error: Exception) -> str:
 
 
 def load(text: str, where: str) -> dict[str, Any]:
-    """The manifest as plain data (mappings, lists, scalars), to check an edit's result."""
+    """The manifest as plain data (mappings, lists, scalars)."""
     try:
         data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as error:
@@ -88,17 +93,32 @@ def models_of(data: dict[str, Any]) -> list[tuple[str | None, Any]]:
             for item in (items if isinstance(items, list) else [])]
 
 
-def check_result(before: str, after: str, model: str, expected: Any) -> None:
-    """Make sure the edit did exactly this: `model` became `expected`, nothing else changed.
+def item_data(text: str, start: int, end: int, model: str) -> Any:
+    """The data of model `model`, whose item is written in `text[start:end]`.
+
+    The item's lines are parsed alone (a model is a small part of a large file); an
+    item that uses an anchor defined elsewhere is read from the whole text instead.
+    """
+    try:
+        items = YAML(typ="safe", pure=True).load(text[start:end])
+    except YAMLError:
+        items = None
+    if isinstance(items, list) and len(items) == 1:
+        return items[0]
+    return dict(models_of(load(text, "the manifest"))).get(model)
+
+
+def check_result(before: str, after: str, start: int, end: int, model: str,
+                 expected: Any) -> None:
+    """Make sure the edit did exactly this: `before[start:end]`, and nothing else, was
+    replaced, by text that holds model `model` as `expected` (plain data).
 
     A safety net under the text splicing: if some unusual layout made it go wrong,
     `RolloutError` is raised and nothing is written.
     """
-    old, new = load(before, "the manifest"), load(after, "the edited manifest")
-    rest = [{key: value for key, value in data.items() if key != "models"} for data in (old, new)]
-    others = [[item for item in models_of(data) if item[0] != model] for data in (old, new)]
-    mine = [entry for name, entry in models_of(new) if name == model]
-    if rest[0] != rest[1] or others[0] != others[1] or mine != [expected]:
+    new_end = len(after) - (len(before) - end)
+    kept = after[:start] == before[:start] and after[new_end:] == before[end:]
+    if not kept or item_data(after, start, new_end, model) != expected:
         raise RolloutError(f"the edit of model '{model}' did not come out as intended (an "
                            "unusual layout of the file?); nothing was written: edit it by hand")
 
@@ -221,7 +241,8 @@ def shift(text: str, columns: int, *, first_line: bool = True) -> str:
 def delete_item(text: str, parent: Node, index: int) -> Splice:
     """Remove item `index` of a sequence node, or key `index` (with its value) of a mapping.
 
-    Block style: the lines of the item, from its `-` (or key) to its last value.
+    Block style: the lines of the item, from its `-` (or key) to its last value, with
+    the line break before them (so the edit stays inside the lines of the model).
     Flow style: the item and the comma that separates it from a neighbour.
     """
     assert isinstance(parent, (MappingNode, SequenceNode))
@@ -236,9 +257,9 @@ def delete_item(text: str, parent: Node, index: int) -> Splice:
     if isinstance(parent, SequenceNode):
         start = text.rfind("-", 0, start)
     first, last = line_start(text, start), line_end(text, end)
-    if last < len(text):
-        return Splice(first, text.index("\n", last) + 1, "")
-    return Splice(max(line_end(text, first - 1), 0) if first else 0, last, "")
+    if first == 0:
+        return Splice(0, text.find("\n", last) + 1 if last < len(text) else last, "")
+    return Splice(line_end(text, first - 1), last, "")  # from the line break before
 
 
 def _item_span(text: str, item: Node | tuple[Node, Node]) -> tuple[int, int]:

@@ -23,9 +23,8 @@ from modelfleet.rollout.edit import (
     delete_item,
     find_entry,
     get,
-    load,
+    item_data,
     model_names,
-    models_of,
     models_sequence,
     named_items,
     scalar,
@@ -68,25 +67,27 @@ def promote_text(text: str, where: str, model: str, candidate: str) -> Edited:
     splices = [_take(text, entry.node, chosen, key, model, candidate) for key in PROMOTED
                if get(chosen, key) is not None or key != "image"]
     splices.append(_remove(text, serving, candidates, chosen))
+    if any(s.start < entry.start or s.end > entry.end for s in splices):
+        raise AssertionError(f"an edit of model '{model}' reaches outside its entry")
     result = apply(text, splices)
     block = isinstance(serving, MappingNode) and not serving.flow_style
-    expected = _promoted(load(text, where), model, candidate, None if block else {})
-    check_result(text, result, model, expected)
+    written = item_data(text, entry.start, entry.end, model)
+    expected = _promoted(written, candidate, None if block else {})
+    check_result(text, result, entry.start, entry.end, model, expected)
     version = scalar(value_of(chosen, "version"))
     return Edited(result,
                   f"promoted candidate '{candidate}' of model '{model}' to version {version}",
                   tuple(_shadowing(overrides, chosen, model)))
 
 
-def _promoted(data: dict[str, Any], model: str, candidate: str,
+def _promoted(written: dict[str, Any], candidate: str,
               emptied_to: dict[str, Any] | None) -> dict[str, Any]:
     """The model's entry as the promotion should leave it, as plain data.
 
     `emptied_to`: what `serving` reads as once its last key is gone (`serving:` alone
     in block style is null, which means "serve, with the defaults").
     """
-    found = next(item for name, item in models_of(data) if name == model)
-    entry: dict[str, Any] = copy.deepcopy(found)
+    entry = copy.deepcopy(written)
     serving = entry["serving"]
     chosen = next(c for c in serving["candidates"] if c.get("name") == candidate)
     for key in PROMOTED:

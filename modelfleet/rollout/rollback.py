@@ -20,9 +20,8 @@ from modelfleet.rollout.edit import (
     compose,
     entry_of,
     find_entry,
-    load,
+    item_data,
     model_names,
-    models_of,
     models_sequence,
     shift,
 )
@@ -46,12 +45,13 @@ def rollback_text(text: str, where: str, old_text: str, old_where: str, model: s
         raise RolloutError(f"model '{model}' is not in {old_where}; there is nothing to "
                            "roll back to")
     block = old_text[old.start:old.end]
+    expected = item_data(old_text, old.start, old.end, model)
     models = models_sequence(compose(text, where), where)
     current = find_entry(text, models, model)
     if current is not None:
         splice = Splice(current.start, current.end, shift(block, current.indent - old.indent))
         edited = apply(text, [splice])
-        _check(text, edited, old_text, model)
+        check_result(text, edited, current.start, current.end, model, expected)
         if edited == text:
             return Edited(text, f"model '{model}' is already as in {old_where}")
         return Edited(edited, f"restored model '{model}' as in {old_where}")
@@ -59,14 +59,9 @@ def rollback_text(text: str, where: str, old_text: str, old_where: str, model: s
     newline = "\r\n" if "\r\n" in text else "\n"
     splice = Splice(after.end, after.end, newline + shift(block, after.indent - old.indent))
     edited = apply(text, [splice])
-    _check(text, edited, old_text, model)
+    check_result(text, edited, after.end, after.end, model, expected)
     return Edited(edited,
                   f"restored model '{model}' (removed since) as in {old_where}")
-
-
-def _check(text: str, edited: str, old_text: str, model: str) -> None:
-    old_entries = dict(models_of(load(old_text, "the manifest at the ref")))
-    check_result(text, edited, model, old_entries[model])
 
 
 def _insert_after(text: str, models: SequenceNode, old_order: list[str], model: str) -> Entry:

@@ -8,12 +8,13 @@ change is for review, in git.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from modelfleet.diff import ManifestDiff, diff_models
 from modelfleet.gitsource import FileAbsentError, read_manifest, text_at
-from modelfleet.manifest import parse_manifest
+from modelfleet.manifest import Manifest, parse_manifest
 from modelfleet.problems import ManifestError, Problem, SourceError
 from modelfleet.resolve import resolve, validate_manifest
 from modelfleet.rollout.edit import Edited, RolloutError
@@ -71,6 +72,8 @@ def _refuse_uncommitted(file: Path, shown: str, text: str, model: str) -> None:
         committed: str | None = text_at(file, "HEAD")
     except FileAbsentError:
         committed = None
+    if committed == text:
+        return
     ours = entry_text(text, shown, model)
     theirs = entry_text(committed, f"{shown} at HEAD", model) if committed is not None else None
     if ours != theirs:
@@ -90,30 +93,26 @@ def finish(file: Path, shown: str, before: str, edited: Edited, head_label: str)
                     False)
     paths = DirectoryPaths(file.parent)
     after = parse_manifest(edited.text, f"{shown} after the edit")
-    old = _problems(before, shown, paths)
     problems = validate_manifest(after, None, paths)
-    new = [problem for problem in problems if _key(problem) not in {_key(p) for p in old}]
-    if new:
-        raise ManifestError(new)
+    try:
+        earlier: Manifest | None = parse_manifest(before, shown)
+    except ManifestError:
+        earlier = None
     warnings = edited.warnings
     if problems:
+        old = {_key(p) for p in validate_manifest(earlier, None, paths)} if earlier else set()
+        new = [problem for problem in problems if _key(problem) not in old]
+        if new or earlier is None:
+            raise ManifestError(new or problems)
         warnings += (f"{shown} still has {len(problems)} problem(s) it had before this change; "
                      f"see `python -m modelfleet validate {shown}`",)
-    try:  # like `diff`: resolved without looking at local paths
-        diff: ManifestDiff | None = diff_models(
-            resolve(parse_manifest(before, shown)).models, resolve(after).models,
-            base_label=f"{shown} before", head_label=head_label)
-    except ManifestError:
-        diff = None
+    diff: ManifestDiff | None = None
+    if earlier is not None:
+        with suppress(ManifestError):  # like `diff`: resolved without looking at local paths
+            diff = diff_models(resolve(earlier).models, resolve(after).models,
+                               base_label=f"{shown} before", head_label=head_label)
     file.write_bytes(edited.text.encode("utf-8"))
     return Step(edited.summary, warnings, diff, True)
-
-
-def _problems(text: str, shown: str, paths: DirectoryPaths) -> list[Problem]:
-    try:
-        return validate_manifest(parse_manifest(text, shown), None, paths)
-    except ManifestError as error:
-        return list(error.problems)
 
 
 def _key(problem: Problem) -> tuple[str | None, str, str, str | None]:
