@@ -72,6 +72,9 @@ def promote_text(text: str, where: str, model: str, candidate: str) -> Edited:
     result = apply(text, splices)
     block = isinstance(serving, MappingNode) and not serving.flow_style
     written = item_data(text, entry.start, entry.end, model)
+    if not isinstance(written, dict):
+        raise RolloutError(f"model '{model}' could not be read back from {where}; "
+                           "edit it by hand")
     expected = _promoted(written, candidate, None if block else {})
     check_result(text, result, entry.start, entry.end, model, expected)
     version = scalar(value_of(chosen, "version"))
