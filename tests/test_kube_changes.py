@@ -79,6 +79,9 @@ def edit(old: str, new: str, text: str = BASE) -> str:
 
 
 NO_KEDA = (("modelfleet:keda", "false"),)
+PROMETHEUS = (("modelfleet:prometheusAddress", "http://prometheus.monitoring.svc:9090"),)
+ON_RPS = edit("env: {LOG_LEVEL: info}", "env: {LOG_LEVEL: info}\n      scaleMetric: rps\n"
+              "      scaleTarget: 20")
 CATALOGUE = [
     Change("version bump", head=edit("version: 1.4.2", "version: 1.5.0")),
     Change("resources", head=edit('resources: {cpu: "1", memory: 2Gi}',
@@ -94,6 +97,13 @@ CATALOGUE = [
     Change("batch to serving", base=AS_BATCH),
     Change("keda off", head_config=NO_KEDA),
     Change("keda on", base_config=NO_KEDA),
+    Change("cpu to rps", head=ON_RPS, base_config=PROMETHEUS, head_config=PROMETHEUS),
+    Change("rps to cpu", base=ON_RPS, base_config=PROMETHEUS, head_config=PROMETHEUS),
+    Change("rollout budget", head=edit("port: 8080", "port: 8080\n"
+                                       "      rollout: {maxSurge: 0, maxUnavailable: 1}")),
+    Change("startup budget", head=edit("port: 8080", "port: 8080\n      startupSeconds: 1200")),
+    Change("placement", head=edit("port: 8080", "port: 8080\n      nodeSelector: {pool: ml}\n"
+                                  "      priorityClassName: model-serving")),
 ]
 
 

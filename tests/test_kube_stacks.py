@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from modelfleet.quantities import canonical_quantity
 from planner.plan import plan_stack
 from planner.render import kubernetes_objects
+from tests.deploy import deploy
 from tests.gitrepo import GitRepo
 from tests.kube.cluster import Cluster
 from tests.shipped import copy_project
@@ -96,3 +98,88 @@ def test_the_server_refuses_an_unknown_field(cluster: Cluster) -> None:
         "spec": {"ports": [{"port": 80}], "selectr": {"app": "x"}}}])
     assert result.returncode != 0
     assert ".spec.selectr: field not declared in schema" in result.stderr
+
+
+ML_MANIFEST = """\
+apiVersion: modelfleet/v1
+models:
+  - name: chat
+    team: ml
+    version: 1.0.0
+    artifact: {{uri: "s3://training-output/chat/model.pt2"}}
+    image: {{ref: "registry.example/ml/chat@sha256:{digest}"}}
+    serving:
+      scaleMetric: concurrency
+      scaleTarget: 4
+      startupSeconds: 1800
+      resources: {{cpu: 1000m, memory: 2048Mi, gpu: 1}}
+      nodeSelector: {{nvidia.com/gpu.product: NVIDIA-A10G}}
+      tolerations: [{{key: dedicated, value: ml, effect: NoSchedule}}]
+  - name: rank
+    team: ml
+    version: 1.0.0
+    artifact: {{uri: "s3://training-output/rank/model.joblib"}}
+    image: {{ref: "registry.example/ml/rank@sha256:{digest}"}}
+    serving:
+      scaleMetric: rps
+      scaleTarget: 50
+      rollout: {{maxSurge: 50%, maxUnavailable: 1}}
+      resources: {{cpu: '0.5', memory: 0.5Gi}}
+  - name: embed
+    team: ml
+    version: 1.0.0
+    artifact: {{uri: "s3://training-output/embed/model.pt2"}}
+    image: {{ref: "registry.example/ml/embed@sha256:{digest}"}}
+    batch:
+      resources: {{cpu: "2", memory: 8Gi, gpu: 1}}
+      startupSeconds: 900
+""".format(digest="d" * 64)
+
+
+def test_request_scaling_gpu_rollouts_placement_and_startup_budgets_are_accepted(
+        cluster: Cluster, repo: GitRepo) -> None:
+    cluster.require_controllers()
+    namespace = cluster.namespace("ml")
+    manifest = repo.write("models.yaml", ML_MANIFEST)
+    simulation = deploy(manifest, config={
+        "modelfleet:namespace": namespace,
+        "modelfleet:prometheusAddress": "http://prometheus-operated.monitoring.svc:9090"})
+    objects = kubernetes_objects(simulation.registrations)
+    assert {("ScaledObject", "chat"), ("ScaledObject", "rank"), ("ScaledObject", "embed-worker")
+            } <= {(obj["kind"], obj["metadata"]["name"]) for obj in objects}
+    dry_run = cluster.kubectl.apply(objects, dry_run=True)
+    assert dry_run.clean, str(dry_run)
+    applied = cluster.kubectl.apply(objects)
+    assert applied.clean, str(applied)
+    for workload in workloads(objects):
+        cluster.wait_for_pods(namespace, selector(workload["spec"]["selector"]["matchLabels"]),
+                              workload["metadata"]["name"])
+    stored = cluster.kubectl.get("deployment", "chat", namespace)["spec"]
+    container = stored["template"]["spec"]["containers"][0]
+    assert stored["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+    assert stored["template"]["spec"]["nodeSelector"]["nvidia.com/gpu.product"] == "NVIDIA-A10G"
+    # Kubernetes stores quantities canonically; the manifest's respellings already are.
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "2Gi",
+                                                "nvidia.com/gpu": "1"}
+    rank = cluster.kubectl.get("deployment", "rank", namespace)["spec"]["template"]["spec"]
+    assert rank["containers"][0]["resources"]["requests"] == {"cpu": "500m", "memory": "512Mi"}
+
+
+def test_canonical_quantities_are_what_the_server_stores(cluster: Cluster) -> None:
+    namespace = cluster.namespace("quantities")
+    cpus = ["1000m", "1.5", "0.1", "250m", "2000", "1e3"]
+    memories = ["2048Mi", "0.5Gi", "1536", "1000M", "1536Ki", "2000"]
+    hardened = {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    containers = [{"name": f"c{index}", "image": "registry.example/app@sha256:" + "a" * 64,
+                   "resources": {"limits": {"cpu": cpu, "memory": memory}},
+                   "securityContext": hardened}
+                  for index, (cpu, memory) in enumerate(zip(cpus, memories, strict=True))]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q", "namespace": namespace},
+           "spec": {"containers": containers}}
+    applied = cluster.kubectl.apply([pod])
+    assert applied.clean, str(applied)
+    stored = cluster.kubectl.get("pod", "q", namespace)["spec"]["containers"]
+    assert [c["resources"]["limits"] for c in stored] == [
+        {"cpu": canonical_quantity(cpu), "memory": canonical_quantity(memory)}
+        for cpu, memory in zip(cpus, memories, strict=True)]

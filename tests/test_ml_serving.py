@@ -127,7 +127,8 @@ def test_placement_merges_over_the_stacks_gpu_placement(repo: GitRepo) -> None:
     assert tagger["priorityClassName"] == "model-serving"
     fraud = spec_of(simulation, "fraud")["template"]["spec"]
     assert fraud["nodeSelector"] == {"pool": "cpu"}
-    assert "tolerations" not in fraud and "priorityClassName" not in fraud
+    assert "tolerations" not in fraud
+    assert "priorityClassName" not in fraud
 
 
 BAD = {
@@ -143,7 +144,8 @@ BAD = {
                                       "serving.rollout: maxSurge and maxUnavailable are both 0"),
     "startup budget too long": ("startupSeconds: 86400",
                                 "serving.startupSeconds: must be at most 7200"),
-    "startup budget too short": ("startupSeconds: 1", "serving.startupSeconds: must be at least 10"),
+    "startup budget too short": ("startupSeconds: 1",
+                                 "serving.startupSeconds: must be at least 10"),
     "toleration without a key": ("tolerations: [{operator: Exists}]",
                                  "serving.tolerations[0].key: is required: a toleration without "
                                  "a key tolerates every taint"),
