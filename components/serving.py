@@ -23,6 +23,7 @@ from components.identity import (
     read_prefix,
     read_uri,
 )
+from components.metrics import request_query
 from components.podspec import (
     ModelContainer,
     PodOptions,
@@ -32,6 +33,7 @@ from components.podspec import (
     model_env,
     rolling_update,
 )
+from components.progressive import ProgressiveRollout, ProgressiveRolloutArgs
 from components.provenance import Provenance
 from components.workload import ModelWorkloadArgs
 from modelfleet.schema import Serving
@@ -61,24 +63,21 @@ class ModelService(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelfleet:serving:ModelService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        serving = args.serving
+        progressive = serving.rollout.strategy == "progressive"
         identity = WorkloadIdentity(f"{name}-server", server_identity(args), child)
         deployment = k8s.apps.v1.Deployment(
-            name, metadata=object_meta(name, args), spec=deployment_spec(args, identity),
-            opts=child)
-        k8s.core.v1.Service(
-            name, metadata=object_meta(name, args),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="ClusterIP", selector=args.provenance.selector(COMPONENT),
-                ports=[k8s.core.v1.ServicePortArgs(name=port.name, port=port.container_port,
-                                                   target_port=port.name, protocol="TCP")
-                       for port in container_ports(args.serving)]),
-            opts=child)
-        if args.serving.scale_metric == "cpu":
-            k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                name, metadata=object_meta(name, args, SWITCHABLE),
-                spec=autoscaler_spec(args.serving, deployment.metadata.name), opts=child)
+            name, metadata=object_meta(name, args, SKIP_AWAIT if progressive else None),
+            spec=deployment_spec(args, identity), opts=child)
+        if not progressive:  # Flagger makes the Services of a progressive rollout itself
+            model_service(name, args, child)
+        if serving.scale_metric == "cpu":
+            scaler: k8s.autoscaling.v2.HorizontalPodAutoscaler | \
+                k8s.apiextensions.CustomResource = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                    name, metadata=object_meta(name, args, SWITCHABLE),
+                    spec=autoscaler_spec(serving, deployment.metadata.name), opts=child)
         else:
-            request_scaler(name, args, deployment.metadata.name, child)
+            scaler = request_scaler(name, args, deployment.metadata.name, child)
         k8s.policy.v1.PodDisruptionBudget(
             name, metadata=object_meta(name, args),
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
@@ -87,13 +86,45 @@ class ModelService(pulumi.ComponentResource):
                     match_labels=args.provenance.selector(COMPONENT)),
                 unhealthy_pod_eviction_policy="AlwaysAllow"),
             opts=child)
-        k8s.networking.v1.NetworkPolicy(
-            name, metadata=object_meta(name, args),
-            spec=ingress_policy(args.provenance, args.cluster,
-                                [args.serving.port, args.serving.grpc_port]), opts=child)
+        if args.provenance.candidate is None:  # one policy covers every version of the model
+            k8s.networking.v1.NetworkPolicy(
+                name, metadata=object_meta(name, args),
+                spec=ingress_policy(args.provenance, args.cluster,
+                                    [serving.port, serving.grpc_port]), opts=child)
+        if progressive:
+            ProgressiveRollout(name, ProgressiveRolloutArgs(
+                provenance=args.provenance, cluster=args.cluster, serving=serving,
+                deployment=deployment.metadata.name, autoscaler=scaler_reference(scaler),
+                primary_scaler_query=request_query(serving.scale_metric, args.cluster.namespace,
+                                                   f"{name}-primary")
+                if serving.scale_metric != "cpu" else None), child)
         self.endpoint = pulumi.Output.from_input(
-            f"http://{args.cluster.service_host(name)}:{args.serving.port}")
+            f"http://{args.cluster.service_host(name)}:{serving.port}")
         self.register_outputs({"endpoint": self.endpoint})
+
+
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+"""Flagger scales the target Deployment of a progressive rollout to zero once a version is
+promoted (its `-primary` copy serves): Pulumi must not wait for its pods to be ready."""
+
+
+def model_service(name: str, args: ModelServiceArgs,
+                  opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+    return k8s.core.v1.Service(
+        name, metadata=object_meta(name, args),
+        spec=k8s.core.v1.ServiceSpecArgs(
+            type="ClusterIP", selector=args.provenance.selector(COMPONENT),
+            ports=[k8s.core.v1.ServicePortArgs(name=port.name, port=port.container_port,
+                                               target_port=port.name, protocol="TCP")
+                   for port in container_ports(args.serving)]),
+        opts=opts)
+
+
+def scaler_reference(scaler: pulumi.CustomResource) -> dict[str, str]:
+    """Flagger's `autoscalerRef` to the autoscaler it copies for the primary."""
+    if isinstance(scaler, k8s.autoscaling.v2.HorizontalPodAutoscaler):
+        return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler"}
+    return {"apiVersion": KEDA_API, "kind": "ScaledObject"}
 
 
 def object_meta(name: str, args: ModelServiceArgs,
@@ -108,6 +139,7 @@ def server_identity(args: ModelServiceArgs) -> WorkloadIdentityArgs:
     """May read its model's prefix of the registry (and its external artifact), nothing else."""
     model = args.spec.name
     external = args.spec.artifact.uri
+    account = f"{args.provenance.workload}-server"
 
     def statements(values: Any) -> list[dict[str, Any]]:
         bucket, key_arn = values
@@ -118,7 +150,7 @@ def server_identity(args: ModelServiceArgs) -> WorkloadIdentityArgs:
         return found
 
     return WorkloadIdentityArgs(
-        provenance=args.provenance, cluster=args.cluster, service_account=f"{model}-server",
+        provenance=args.provenance, cluster=args.cluster, service_account=account,
         component=COMPONENT, policy_inputs=[args.registry.bucket_name, args.registry.key_arn],
         statements=statements)
 
@@ -195,20 +227,7 @@ SCALING_BEHAVIOR: dict[str, Any] = {
 }
 """Up at once (double, or four more pods, every 15 s), down by half a minute at most
 after five calm minutes: the HPA's and KEDA's (which passes it on to its HPA) alike."""
-REQUEST_WINDOW = "1m"
-
-
-def request_query(metric: str, namespace: str, deployment: str) -> str:
-    """PromQL over the model server's own metrics, summed over the Deployment's pods.
-
-    KEDA divides it by the replica count (metricType AverageValue) and compares that with
-    the target per pod: requests in flight (`modelserver_requests_in_flight`) for
-    concurrency, inference requests per second (`modelserver_requests_total`) for rps.
-    """
-    pods = f'namespace="{namespace}",pod=~"{deployment}-[a-z0-9]+-[a-z0-9]+"'
-    if metric == "concurrency":
-        return f"sum(modelserver_requests_in_flight{{{pods}}})"
-    return f'sum(rate(modelserver_requests_total{{{pods},route="infer"}}[{REQUEST_WINDOW}]))'
+REQUEST_TRIGGER = "requests"
 
 
 def request_scaler(name: str, args: ModelServiceArgs, deployment: pulumi.Input[str],
@@ -225,6 +244,7 @@ def request_scaler(name: str, args: ModelServiceArgs, deployment: pulumi.Input[s
             "advanced": {"horizontalPodAutoscalerConfig": {"behavior": SCALING_BEHAVIOR}},
             "triggers": [{
                 "type": "prometheus",
+                "name": REQUEST_TRIGGER,
                 "metricType": "AverageValue",
                 "metadata": {
                     "serverAddress": args.cluster.prometheus_address,
@@ -240,7 +260,8 @@ def ingress_policy(provenance: Provenance, cluster: ClusterSettings,
                    ports: list[int]) -> k8s.networking.v1.NetworkPolicySpecArgs:
     """Ingress only on the model's ports (HTTP, gRPC), only from the listed namespaces."""
     return k8s.networking.v1.NetworkPolicySpecArgs(
-        pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=provenance.selector(COMPONENT)),
+        pod_selector=k8s.meta.v1.LabelSelectorArgs(
+            match_labels=provenance.model_selector(COMPONENT)),
         policy_types=["Ingress"],
         ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(
             from_=[k8s.networking.v1.NetworkPolicyPeerArgs(

@@ -12,7 +12,7 @@ import fnmatch
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from modelfleet.gitsource import ManifestText, UnknownRefError
@@ -23,6 +23,7 @@ from modelfleet.resolve import Resolution, ResolvedModel
 from modelfleet.rules import dockerfile_of
 from modelfleet.schema import ModelSpec
 from modelfleet.settings import NAMESPACE, StackSettings
+from modelfleet.yamldoc import Path as Path_
 
 _CHUNK = 1 << 20
 
@@ -49,6 +50,10 @@ class ModelRelease:
     dockerfile: str | None = None
     build_digest: str | None = None
     """Digest of the build context's files and build args: what the image is built from."""
+    candidate: str | None = None
+    """For a candidate's own release: its name (its spec carries its version and artifact)."""
+    candidates: tuple[ModelRelease, ...] = ()
+    """The releases of the model's candidates, each deployed beside the stable version."""
 
 
 @dataclass(frozen=True)
@@ -98,26 +103,62 @@ def stack_problems(item: ResolvedModel, resolution: Resolution,
                    settings: StackSettings) -> list[Problem]:
     """What a model asks of the stack that the stack does not give."""
     serving = item.spec.serving
-    if serving is None or serving.scale_metric == "cpu":
+    if serving is None:
         return []
-    path = ("serving", "scaleMetric")
     found = []
-    if not settings.prometheus_address:
-        found.append(resolution.problem(
-            item, path, f"'{serving.scale_metric}' is read from Prometheus, but the stack has "
-            f"no {NAMESPACE}:prometheusAddress; set it (e.g. `pulumi config set "
-            f"{NAMESPACE}:prometheusAddress http://prometheus-operated.monitoring.svc:9090`) "
-            "or scale on cpu"))
-    if not settings.keda:
-        found.append(resolution.problem(
-            item, path, f"'{serving.scale_metric}' scales through KEDA, which this stack "
-            f"does not have ({NAMESPACE}:keda is false); scale on cpu"))
+
+    def needs(path: Path_, present: object, what: str, key: str, example: str) -> None:
+        if not present:
+            found.append(resolution.problem(
+                item, path, f"{what}, but the stack has no {NAMESPACE}:{key}; set it "
+                f"(`pulumi config set {NAMESPACE}:{key} {example}`)"))
+
+    if serving.scale_metric != "cpu":
+        metric = ("serving", "scaleMetric")
+        needs(metric, settings.prometheus_address,
+              f"'{serving.scale_metric}' is read from Prometheus", "prometheusAddress",
+              PROMETHEUS_EXAMPLE)
+        if not settings.keda:
+            found.append(resolution.problem(
+                item, metric, f"'{serving.scale_metric}' scales through KEDA, which this stack "
+                f"does not have ({NAMESPACE}:keda is false); scale on cpu"))
+    if serving.candidates:
+        needs(("serving", "candidates"), settings.gateway,
+              "candidates share traffic through a Gateway API HTTPRoute", "gateway",
+              "gateway-system/models")
+    if serving.rollout.strategy == "progressive":
+        strategy = ("serving", "rollout", "strategy")
+        needs(strategy, settings.flagger, "a progressive rollout is run by Flagger",
+              "flagger", "true")
+        needs(strategy, settings.gateway, "Flagger shifts traffic through a Gateway API route",
+              "gateway", "gateway-system/models")
+        needs(strategy, settings.prometheus_address,
+              "Flagger's analysis reads the model server's metrics from Prometheus",
+              "prometheusAddress", PROMETHEUS_EXAMPLE)
     return found
+
+
+PROMETHEUS_EXAMPLE = "http://prometheus-operated.monitoring.svc:9090"
 
 
 def _prepare(item: ResolvedModel, source: ManifestText, resolution: Resolution,
              origin: VersionOrigin, problems: list[Problem]) -> ModelRelease:
-    spec = item.spec
+    """The model's release, and one for each of its candidates."""
+    release = _release_of(item.spec, (), item, source, resolution, origin, problems)
+    serving = item.spec.serving
+    if serving is None or not serving.candidates:
+        return release
+    return replace(release, candidates=tuple(
+        replace(_release_of(item.spec.candidate_spec(candidate),
+                            ("serving", "candidates", index), item, source, resolution, origin,
+                            problems), candidate=candidate.name)
+        for index, candidate in enumerate(serving.candidates)))
+
+
+def _release_of(spec: ModelSpec, at: Path_, item: ResolvedModel, source: ManifestText,
+                resolution: Resolution, origin: VersionOrigin,
+                problems: list[Problem]) -> ModelRelease:
+    """Local files hashed and pins checked; `at` is where `spec`'s artifact is written."""
     files: tuple[LocalFile, ...] = ()
     single = False
     if spec.artifact.path:
@@ -126,12 +167,12 @@ def _prepare(item: ResolvedModel, source: ManifestText, resolution: Resolution,
         files = tuple(local_files(root))
         if spec.artifact.sha256 and not single:
             problems.append(resolution.problem(
-                item, ("artifact", "sha256"),
+                item, (*at, "artifact", "sha256"),
                 f"pins one file, but '{spec.artifact.path}' is a folder; remove the pin "
                 "(each uploaded file's sha256 is recorded in the metadata)"))
         elif spec.artifact.sha256 and files[0].sha256 != spec.artifact.sha256:
             problems.append(resolution.problem(
-                item, ("artifact", "sha256"),
+                item, (*at, "artifact", "sha256"),
                 f"'{spec.artifact.path}' has sha256 {files[0].sha256}, not the pinned "
                 f"{spec.artifact.sha256}"))
     build = spec.image.build

@@ -58,10 +58,30 @@ def model_rules(model: dict[str, Any], paths: PathChecker | None) -> list[Findin
         found += _rollout(model, section)
         found += _tolerations(model, section)
     found += _scaling(model)
+    found += _candidates(model)
     found += _exclusive(model, ("artifact",), "uri", "path")
     found += _exclusive(model, ("image",), "build", "ref")
     if paths is not None:
         found += _local_paths(model, paths)
+    found += _candidate_artifacts(model, paths)
+    return found
+
+
+def _candidate_artifacts(model: dict[str, Any], paths: PathChecker | None) -> list[Finding]:
+    """Each candidate's artifact is a `uri` or a `path`, as the model's is."""
+    found: list[Finding] = []
+    candidates = _at(model, ("serving", "candidates"))
+    for index, item in enumerate(candidates if isinstance(candidates, list) else []):
+        if not isinstance(item, dict):
+            continue
+        at: Path = ("serving", "candidates", index)
+        found += [(at + path, message)
+                  for path, message in _exclusive(item, ("artifact",), "uri", "path")]
+        artifact = _at(item, ("artifact", "path"))
+        if paths is not None and isinstance(artifact, str) and artifact \
+                and paths.kind(artifact) is None:
+            found.append((at + ("artifact", "path"),
+                          f"'{artifact}' does not exist (relative to the manifest's folder)"))
     return found
 
 
@@ -169,6 +189,54 @@ def _scaling(model: dict[str, Any]) -> list[Finding]:
     if isinstance(port, int) and port == grpc:
         found.append((("serving", "grpcPort"),
                       f"{grpc} is also the HTTP port; give the gRPC endpoint its own port"))
+    return found
+
+
+WORKLOAD_NAME_MAX = 40
+"""`<model>-<candidate>` names a Deployment, a ServiceAccount `<...>-server` and an IAM role:
+the same bound as a model's name."""
+
+
+def _candidates(model: dict[str, Any]) -> list[Finding]:
+    """Weights below 100 in all, one of weight or mirror each, own versions, unique names."""
+    candidates = _at(model, ("serving", "candidates"))
+    if not isinstance(candidates, list) or not candidates:
+        return []
+    found: list[Finding] = []
+    name = model.get("name") if isinstance(model.get("name"), str) else ""
+    seen: set[str] = set()
+    total = 0
+    for index, item in enumerate(candidates):
+        if not isinstance(item, dict):
+            continue
+        path: Path = ("serving", "candidates", index)
+        given = [key for key in ("weight", "mirror") if item.get(key) is not None]
+        if len(given) != 1:
+            found.append((path, "give exactly one of `weight` (percent of live traffic) and "
+                                "`mirror` (percent copied, answers discarded)"
+                          + (f"; it has {' and '.join(given)}" if given else "")))
+        if isinstance(item.get("weight"), int):
+            total += item["weight"]
+        candidate = item.get("name")
+        if isinstance(candidate, str):
+            if candidate in seen:
+                found.append((path + ("name",), f"'{candidate}' is used by another candidate "
+                                                "of this model"))
+            seen.add(candidate)
+            if len(f"{name}-{candidate}") > WORKLOAD_NAME_MAX:
+                found.append((path + ("name",), f"'{name}-{candidate}' would name its "
+                              f"Deployment, but is longer than {WORKLOAD_NAME_MAX} characters "
+                              "(derived names must fit Kubernetes' and AWS's limits); shorten it"))
+        if item.get("version") is not None and item.get("version") == model.get("version"):
+            found.append((path + ("version",), f"{item['version']} is the model's own version; "
+                                               "a candidate is another version"))
+    if total >= 100:
+        found.append((("serving", "candidates"), f"the weights add up to {total} percent, "
+                      "leaving the stable version none; keep them below 100 (to switch over "
+                      "entirely, `python -m modelfleet promote`)"))
+    if _at(model, ("serving", "rollout", "strategy")) == "progressive":
+        found.append((("serving", "candidates"), "a progressive rollout shifts traffic itself; "
+                      "give either candidates or `rollout.strategy: progressive`, not both"))
     return found
 
 

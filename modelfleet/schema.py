@@ -228,7 +228,22 @@ DEFAULT_UNAVAILABLE = 0
 
 
 class Rollout(Strict):
-    """How a new version replaces the pods (a Deployment's RollingUpdate strategy)."""
+    """How a new version replaces the pods: a rolling update, or a Flagger canary analysis."""
+
+    strategy: Literal["rolling", "progressive"] = "rolling"
+    """`rolling`: a Deployment's RollingUpdate. `progressive`: a Flagger Canary shifts traffic
+    to the new version step by step, gated on metrics, and rolls back on failure (stack
+    config `flagger` and `gateway`)."""
+    steps: list[Annotated[int, Field(ge=1, le=99)]] = [10, 25, 50]
+    """Progressive: percent of traffic the new version gets at each step, rising."""
+    interval_seconds: int = Field(60, ge=10, le=3600, alias="intervalSeconds")
+    """Progressive: seconds between two analyses (and two steps)."""
+    failure_budget: int = Field(5, ge=1, le=100, alias="failureBudget")
+    """Progressive: failed analyses before the new version is rolled back."""
+    min_success_rate: float = Field(99.0, ge=0, le=100, alias="minSuccessRate")
+    """Progressive: lowest share of inference requests answered without a 5xx, in percent."""
+    max_latency_p99_ms: int = Field(500, ge=1, le=600000, alias="maxLatencyP99Ms")
+    """Progressive: highest p99 latency of inference requests, in milliseconds."""
 
     max_surge: IntOrPercent | None = Field(None, alias="maxSurge")
     """Pods above the wanted count while rolling out (number or percent). Default: 25%, or 0
@@ -283,6 +298,24 @@ class PodSettings(Strict):
         return self.rollout.budget(self.gpus)
 
 
+class Candidate(Strict):
+    """Another version beside the stable one: a Deployment `<model>-<name>` of its own that
+    gets a share of live traffic (`weight`, A/B/N) or a copy of it (`mirror`, a shadow whose
+    answers are discarded), through the model's Gateway API HTTPRoute."""
+
+    name: DnsLabel
+    """Names the candidate's Deployment `<model>-<name>`."""
+    version: SemVer
+    """Its own version; never the model's."""
+    artifact: Artifact
+    image: Image | None = None
+    """Default: the model's image settings, built for the candidate's version."""
+    weight: int | None = Field(None, ge=1, le=99)
+    """Percent of live traffic it answers; the stable version answers the rest."""
+    mirror: int | None = Field(None, ge=1, le=100)
+    """Percent of live traffic copied to it; its answers are discarded."""
+
+
 class Serving(PodSettings):
     port: int = Field(8080, ge=1024, le=65535)
     """Port the model server listens on; 1024 or above, since pods run as non-root."""
@@ -297,6 +330,8 @@ class Serving(PodSettings):
     second for rps (both required), percent CPU for cpu (default: targetCPUUtilization)."""
     grpc_port: int = Field(8081, ge=1024, le=65535, alias="grpcPort")
     """Port of the Open Inference Protocol's gRPC endpoint; probes stay on HTTP."""
+    candidates: list[Candidate] = []
+    """Versions beside the stable one, with a traffic weight or a mirror share each."""
 
 
 class BatchRun(Strict):
@@ -377,6 +412,14 @@ class ModelSpec(Strict):
     """Online endpoint; merged over `defaults.serving`."""
     batch: Batch | None = None
     """Queue-driven batch workers; merged over `defaults.batch`."""
+
+    def candidate_spec(self, candidate: Candidate) -> ModelSpec:
+        """The model as a candidate runs it: its version, artifact and image (by default the
+        model's image settings, built for that version), the model's serving settings."""
+        serving = self.serving.model_copy(update={"candidates": []}) if self.serving else None
+        return self.model_copy(update={
+            "version": candidate.version, "artifact": candidate.artifact,
+            "image": candidate.image or self.image, "serving": serving, "batch": None})
 
 
 def partial(model: type[BaseModel], name: str, drop: frozenset[str] = frozenset()) -> Any:

@@ -21,7 +21,7 @@ CONFIG_KEYS = ("environment", "namespace", "manifest", "manifestRef", "team", "r
                "oidcProviderArn", "oidcProviderUrl", "kubeconfig", "kmsKeyArn",
                "noncurrentVersionDays", "imagePlatform", "untaggedImageDays", "createNamespace",
                "allowedNamespaces", "gpuNodeSelector", "gpuTolerationKey", "keda",
-               "kedaServiceAccount", "prometheusAddress")
+               "kedaServiceAccount", "prometheusAddress", "gateway", "flagger")
 _IRSA = "pods get their AWS permissions through IRSA, from the cluster's OIDC provider"
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -60,6 +60,10 @@ class StackSettings:
     keda_service_account: str = "keda/keda-operator"
     prometheus_address: str | None = None
     """Prometheus that KEDA asks for request metrics (models scaled on concurrency or rps)."""
+    gateway: str | None = None
+    """`namespace/name` of the Gateway (Gateway API) every online model gets a route on."""
+    flagger: bool = False
+    """Flagger (1.44+, Gateway API provider) runs progressive rollouts in the cluster."""
     config_file: str = field(default="", compare=False)
     """The stack file the settings were read from, for messages."""
 
@@ -92,6 +96,8 @@ class StackSettings:
             keda_service_account=reader.service_account("kedaServiceAccount",
                                                         "keda/keda-operator"),
             prometheus_address=reader.url("prometheusAddress"),
+            gateway=reader.reference("gateway"),
+            flagger=reader.boolean("flagger"),
             config_file=file,
         )
         if reader.problems:
@@ -191,6 +197,16 @@ class _Reader:
             if not _DNS_LABEL.match(item):
                 self._problem(key, f"'{item}' is not a namespace name")
         return found
+
+    def reference(self, key: str) -> str | None:
+        """`namespace/name` of an object, or None when not given."""
+        value = self.text(key)
+        if value is None:
+            return None
+        namespace, slash, name = value.partition("/")
+        if not slash or not _DNS_LABEL.match(namespace) or not _DNS_LABEL.match(name):
+            self._problem(key, f"'{value}' is not of the form namespace/name")
+        return value
 
     def service_account(self, key: str, default: str) -> str:
         value = self.text(key) or default
