@@ -22,6 +22,7 @@ from modelfleet.problems import ManifestError, SourceError
 from modelfleet.report import RENDERERS
 from modelfleet.resolve import Resolution, resolve
 from modelfleet.stacks import list_stacks, load_stack
+from modelregistry.commands import add_commands as add_registry_commands
 
 DEFAULT_MANIFEST = "models.yaml"
 Command = Callable[[argparse.Namespace], int]
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the manifest's JSON Schema")
     schema.add_argument("--write", action="store_true", help=f"write it to {SCHEMA_PATH}")
     schema.set_defaults(command=cmd_schema)
+    add_registry_commands(commands)
     return parser
 
 
