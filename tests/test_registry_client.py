@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import pty
 import stat
+import struct
 import subprocess
 import sys
+import termios
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +23,7 @@ import pytest
 from modelfleet import layout
 from modelfleet.cli import main
 from modelregistry.client import RegistryClient, RegistryError
+from modelregistry.commands import PROGRESS_FROM_BYTES
 from tests.conftest import PROJECT
 from tests.deploy import deploy
 from tests.gitrepo import GitRepo
@@ -27,6 +33,7 @@ TRAINING = "training-output"
 FIRST_WEIGHTS = b"fraud weights, first training run"
 SECOND_WEIGHTS = b"fraud weights, second training run (same key)"
 REF = "registry.example/ranker@sha256:" + "f" * 64
+LARGE_WEIGHTS = bytes(range(256)) * (PROGRESS_FROM_BYTES // 256 + 4096)
 
 
 def manifest(pinned_version: str, churn: str) -> str:
@@ -50,6 +57,12 @@ models:
     artifact: {{path: artifacts/churn}}
     image: {{ref: "{REF}"}}
     batch: {{}}
+  - name: embedder
+    team: search
+    version: 0.9.0
+    artifact: {{uri: "s3://{TRAINING}/embedder/weights.bin"}}
+    image: {{ref: "{REF}"}}
+    batch: {{}}
 """
 
 
@@ -69,6 +82,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         pinned = s3().put_object(Bucket=TRAINING, Key="fraud/model.joblib",
                                  Body=FIRST_WEIGHTS)["VersionId"]
         s3().put_object(Bucket=TRAINING, Key="fraud/model.joblib", Body=SECOND_WEIGHTS)
+        s3().put_object(Bucket=TRAINING, Key="embedder/weights.bin", Body=LARGE_WEIGHTS)
         repo = GitRepo(tmp_path_factory.mktemp("project") / "repo")
         repo.write("artifacts/churn/model.joblib", "churn weights 2.1.0")
         repo.write("artifacts/churn/config/features.json", '["tenure", "plan"]')
@@ -96,15 +110,17 @@ def test_list_shows_every_version_and_the_current_one(world: World,
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         f"Registry s3://{world.bucket} (index.json of stack dev, environment dev)",
-        "MODEL  VERSIONS      CURRENT",
-        "churn  2.1.0, 2.2.0  2.2.0",
-        "fraud  1.4.2         1.4.2",
+        "MODEL     VERSIONS      CURRENT",
+        "churn     2.1.0, 2.2.0  2.2.0",
+        "embedder  0.9.0         0.9.0",
+        "fraud     1.4.2         1.4.2",
     ]
     code, out, _ = run(capsys, "registry", "list", "--bucket", world.bucket, "--format", "json")
     listed = json.loads(out)
     assert listed["stack"] == "dev"
     assert listed["models"] == [
         {"name": "churn", "versions": ["2.1.0", "2.2.0"], "current": "2.2.0"},
+        {"name": "embedder", "versions": ["0.9.0"], "current": "0.9.0"},
         {"name": "fraud", "versions": ["1.4.2"], "current": "1.4.2"}]
 
 
@@ -161,6 +177,35 @@ def test_pull_of_an_uploaded_folder_verifies_every_file(
     assert (tmp_path / "churn/model.joblib").read_text() == "churn weights 2.2.0"
 
 
+def test_a_large_pull_shows_progress_on_a_terminal_only(
+        world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    command = [sys.executable, "-m", "modelfleet", "registry", "pull", "embedder@0.9.0",
+               str(tmp_path / "tty"), "--bucket", world.bucket]
+    controller, terminal = pty.openpty()  # stderr is a terminal; stdout is not
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    shown = b""
+    try:
+        process = subprocess.Popen(command, cwd=PROJECT, env={**os.environ, **world.env},
+                                   stdout=subprocess.DEVNULL, stderr=terminal)
+        os.close(terminal)
+        try:
+            with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
+                while chunk := os.read(controller, 65536):
+                    shown += chunk
+        finally:
+            code = process.wait(timeout=120)
+    finally:
+        os.close(controller)
+    assert code == 0, shown
+    assert b"weights.bin:" in shown, shown
+    assert b"%|" in shown, shown
+    assert (tmp_path / "tty/weights.bin").read_bytes() == LARGE_WEIGHTS
+    code, out, err = run(capsys, "registry", "pull", "embedder@0.9.0", str(tmp_path / "pipe"),
+                         "--bucket", world.bucket)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0].endswith("no sha256 recorded")
+
+
 def test_a_sha256_mismatch_fails_pull_and_verify_and_leaves_no_file(
         world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     key = layout.artifact_prefix("churn", "2.1.0") + "model.joblib"
@@ -199,7 +244,8 @@ def test_verify_checks_every_current_version(world: World,
     assert out.splitlines() == [
         "fraud@1.4.2: metadata and 1 object(s), sha256 verified",
         "churn@2.2.0: metadata and 2 object(s), sha256 verified",
-        f"s3://{world.bucket}: 2 model version(s) verified"]
+        "embedder@0.9.0: metadata and 1 object(s), sha256 verified",
+        f"s3://{world.bucket}: 3 model version(s) verified"]
 
 
 def test_verify_finds_a_missing_object(world: World,
@@ -278,7 +324,7 @@ def test_without_the_pulumi_cli_the_command_says_to_give_a_bucket(
 
 def test_the_client_api_gives_typed_results(world: World) -> None:
     client = RegistryClient(world.bucket)
-    (churn, fraud) = client.models()
+    (churn, _, fraud) = client.models()
     assert (churn.name, churn.versions, churn.current) == ("churn", ("2.1.0", "2.2.0"), "2.2.0")
     assert client.show("fraud").version_id == world.pinned
     with pytest.raises(RegistryError, match="no model 'nobody'"):
