@@ -232,6 +232,10 @@ class RegistryClient:
                 if not key.endswith("/")]
         if not keys:
             raise RegistryError(f"the artifact of {name}@{version} ({source}) has no objects")
+        absent = sorted(set(digests) - {key.removeprefix(source.key) for key in keys})
+        if absent:
+            raise RegistryError(f"the artifact of {name}@{version} is incomplete: "
+                                f"{source}{absent[0]} is missing ({len(absent)} file(s) in all)")
         pulled = []
         for key in keys:
             relative = key.removeprefix(source.key)

@@ -248,17 +248,22 @@ def test_verify_checks_every_current_version(world: World,
         f"s3://{world.bucket}: 3 model version(s) verified"]
 
 
-def test_verify_finds_a_missing_object(world: World,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_and_pull_find_a_missing_object(world: World, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     key = layout.artifact_prefix("churn", "2.2.0") + "config/features.json"
     original = s3().get_object(Bucket=world.bucket, Key=key)["Body"].read()
     s3().delete_object(Bucket=world.bucket, Key=key)
     try:
         code, _, err = run(capsys, "registry", "verify", "--bucket", world.bucket)
+        pulled = run(capsys, "registry", "pull", "churn@2.2.0", str(tmp_path), "--bucket",
+                     world.bucket)
     finally:
         s3().put_object(Bucket=world.bucket, Key=key, Body=original)
     assert code == 1
     assert err.splitlines()[0] == f"error: churn@2.2.0: s3://{world.bucket}/{key} is missing"
+    assert pulled == (1, "", f"error: the artifact of churn@2.2.0 is incomplete: "
+                             f"s3://{world.bucket}/{key} is missing (1 file(s) in all)\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_missing_bucket_is_one_line_without_a_traceback(world: World) -> None:
