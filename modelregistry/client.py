@@ -137,9 +137,14 @@ def s3_client(endpoint_url: str | None = None, region: str | None = None,
     """A boto3 S3 client from the usual AWS environment (AWS_PROFILE, AWS_REGION,
     AWS_ENDPOINT_URL), overridden by what is given."""
     import boto3  # noqa: PLC0415 - only registry commands need the AWS SDK
+    from botocore.exceptions import BotoCoreError  # noqa: PLC0415
 
-    session = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
-    return session.client("s3", endpoint_url=endpoint_url, region_name=region)
+    try:
+        session = boto3.session.Session(profile_name=profile) if profile \
+            else boto3.session.Session()
+        return session.client("s3", endpoint_url=endpoint_url, region_name=region)
+    except BotoCoreError as error:  # an unknown AWS_PROFILE, a malformed config file
+        raise RegistryError(f"AWS configuration: {error}") from None
 
 
 class RegistryClient:

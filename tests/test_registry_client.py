@@ -337,6 +337,17 @@ def test_the_client_api_gives_typed_results(world: World) -> None:
     assert fraud.stack == "dev"
 
 
+def test_an_unknown_aws_profile_is_one_line(capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "nobody")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    code, out, err = run(capsys, "registry", "list", "--bucket", "any-bucket")
+    assert (code, out) == (1, "")
+    assert err == "error: AWS configuration: The config profile (nobody) could not be found\n"
+
+
 def test_verify_finds_a_pinned_object_version_that_is_gone(
         world: World, capsys: pytest.CaptureFixture[str]) -> None:
     """Last in this file: an S3 object version, once deleted, cannot be put back."""
