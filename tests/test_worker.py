@@ -17,9 +17,11 @@ from moto.server import ThreadedMotoServer
 
 from tests.modelserver_support import (
     SlowEstimator,
+    call,
     free_port,
     save_model,
     server_env,
+    server_process,
     trained_model,
     wait_until,
 )
@@ -246,6 +248,15 @@ def test_a_pinned_object_version_is_the_one_read(world: dict[str, Any], aws: dic
     assert model.predict(rows).tolist() != flipped.predict(rows).tolist()
     assert predictions("pinned", MODEL_OBJECT_VERSION=first) == model.predict(rows).tolist()
     assert predictions("latest") == flipped.predict(rows).tolist()
+
+    port = free_port()  # and the online server, from the same pin
+    env = server_env(f"s3://{bucket}/{key}", port, MODEL_OBJECT_VERSION=first,
+                     MODEL_CACHE_DIR=str(tmp_path / "cache-serve"), **aws)
+    with server_process(env):
+        answer = call(f"http://127.0.0.1:{port}/v2/models/churn/infer", {"inputs": [
+            {"name": "input-0", "shape": [6, 4], "datatype": "FP64", "data": rows.tolist()}]})
+    served = {o["name"]: o["data"] for o in answer.body["outputs"]}
+    assert served["predict"] == model.predict(rows).tolist()
 
 
 def test_an_unknown_object_version_stops_the_server_with_one_line(
