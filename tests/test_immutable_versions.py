@@ -111,3 +111,15 @@ def test_an_unchanged_redeploy_says_nothing_about_artifacts(project: GitRepo) ->
     again = redeploy(project, first, approved=True)
     assert warnings(again) == []
     assert again.messages("error") == []
+
+
+def test_a_record_from_before_artifact_identities_is_compared_by_what_the_manifest_said(
+        project: GitRepo) -> None:
+    first = deploy(project.root / "models.yaml")
+    outputs = dict(first.outputs)
+    outputs["manifest"] = {k: v for k, v in outputs["manifest"].items() if k != "artifacts"}
+    project.write("models.yaml", manifest(PINNED.replace('"v1"', '"v2"')))
+    again = deploy(project.root / "models.yaml", previous=outputs)
+    assert warnings(again) == [
+        "modelfleet: model 'fraud' version 1.4.2 already names another artifact: "
+        "artifact.versionId v1 → v2. A version names one artifact forever: bump the version."]
