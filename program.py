@@ -24,7 +24,7 @@ from components.registry import ModelRegistryArgs
 from modelfleet.problems import ManifestError, Problem, SourceError
 from modelfleet.release import ModelRelease, Release, load_release
 from modelfleet.settings import CONFIG_KEYS, NAMESPACE, StackSettings
-from modelfleet.updates import change_report, deployed_record
+from modelfleet.updates import change_report, deployed_record, version_conflicts
 
 
 def read_settings() -> StackSettings:
@@ -149,6 +149,25 @@ def report_changes(release: Release, fleet: ModelFleet) -> None:
     previous = pulumi.StackReference("last-deployment", stack_name=stack,
                                      opts=pulumi.ResourceOptions(parent=fleet))
     previous.outputs.apply(lambda outputs: log_lines(change_report(outputs, release)))
+    previous.outputs.apply(lambda outputs: guard_versions(outputs, release))
+
+
+def guard_versions(outputs: Any, release: Release) -> None:
+    """A version whose artifact changed: refused in stacks that require approval, else warned.
+
+    Refusing fails the update from here, once the previous outputs are read.
+    """
+    conflicts = version_conflicts(outputs, release)
+    if not conflicts:
+        return
+    if not release.settings.require_approved:
+        for line in conflicts:
+            pulumi.log.warn(line)
+        return
+    for line in conflicts:
+        pulumi.log.error(line)
+    raise pulumi.RunError(f"{len(conflicts)} model version(s) would name another artifact; "
+                          "bump their versions")
 
 
 def log_lines(lines: list[str]) -> None:

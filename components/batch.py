@@ -37,6 +37,7 @@ from components.provenance import Provenance
 from components.queue import WorkQueue, WorkQueueArgs
 from components.serving import LIVE_PATH, READY_PATH
 from components.workload import ModelWorkloadArgs
+from modelfleet.layout import outputs_prefix, run_prefix
 from modelfleet.schema import Batch, BatchRun
 
 WORKER = "worker"
@@ -77,7 +78,8 @@ class BatchWorkers(pulumi.ComponentResource):
             visibility_timeout_seconds=batch.visibility_timeout_seconds,
             max_receive_count=batch.max_receive_count), child)
         identity = WorkloadIdentity(f"{name}-worker", worker_identity(args, queue), child)
-        outputs = pulumi.Output.concat("s3://", args.registry.bucket_name, f"/outputs/{name}/")
+        outputs = pulumi.Output.concat("s3://", args.registry.bucket_name, "/",
+                                       outputs_prefix(name))
         deployment = k8s.apps.v1.Deployment(
             f"{name}-worker", metadata=object_meta(f"{name}-worker", args, WORKER),
             spec=worker_deployment_spec(args, identity, queue.url, outputs), opts=child)
@@ -141,7 +143,7 @@ def worker_identity(args: BatchWorkersArgs, queue: WorkQueue) -> WorkloadIdentit
              "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn},
         ]
         if external:
-            found += read_uri(external, "ReadArtifact")
+            found += read_uri(external, "ReadArtifact", args.spec.artifact.version_id)
         for index, uri in enumerate(run_inputs):
             found += read_uri(uri, f"ReadRunInput{index}")
         return found
@@ -156,7 +158,8 @@ def worker_container(args: BatchWorkersArgs, name: str, mode: str,
                      extra: dict[str, pulumi.Input[str]]) -> ModelContainer:
     """The model image in `worker` (queue) or `job` (one partition of a run) mode."""
     batch = args.batch
-    env = model_env(args.provenance, args.artifact_uri, args.spec.artifact.sha256, {})
+    env = model_env(args.provenance, args.artifact_uri, args.spec.artifact.sha256, {},
+                    object_version=args.spec.artifact.version_id)
     env += [("MODEL_MODE", mode), ("MODEL_PORT", str(HEALTH_PORT)),
             ("AWS_REGION", args.cluster.region), *extra.items(), *sorted(batch.env.items())]
     return ModelContainer(
@@ -286,8 +289,8 @@ def run_job(model: str, run: BatchRun, args: BatchWorkersArgs, identity: Workloa
     parallelism = run.parallelism or min(run.partitions, batch.max_workers)
     container = worker_container(args, RUN, "job", {
         "INPUT_URI": run.input, "PARTITIONS": str(run.partitions),
-        "OUTPUT_URI": pulumi.Output.concat("s3://", args.registry.bucket_name,
-                                           f"/outputs/{model}/{run.id}/")})
+        "OUTPUT_URI": pulumi.Output.concat("s3://", args.registry.bucket_name, "/",
+                                           run_prefix(model, run.id))})
     run_label = {"modelfleet.dev/run": run.id}
     return k8s.batch.v1.Job(
         name,

@@ -187,13 +187,20 @@ def spread(selector: Mapping[str, str]) -> list[k8s.core.v1.TopologySpreadConstr
 
 
 def model_env(provenance: Provenance, artifact_uri: pulumi.Input[str], sha256: str | None,
-              extra: Mapping[str, str]) -> list[tuple[str, pulumi.Input[str]]]:
-    """What every model container is told about its model, then the manifest's own variables."""
+              extra: Mapping[str, str], *,
+              object_version: str | None = None) -> list[tuple[str, pulumi.Input[str]]]:
+    """What every model container is told about its model, then the manifest's own variables.
+
+    `object_version` is the S3 object version `artifact.versionId` pins: the server
+    reads exactly that version of MODEL_URI (MODEL_OBJECT_VERSION).
+    """
     env: list[tuple[str, pulumi.Input[str]]] = [
         ("MODEL_NAME", provenance.model),
         ("MODEL_VERSION", provenance.version),
         ("MODEL_URI", artifact_uri),
     ]
+    if object_version:
+        env.append(("MODEL_OBJECT_VERSION", object_version))
     if sha256:
         env.append(("MODEL_SHA256", sha256))
     env += sorted(extra.items())

@@ -146,7 +146,7 @@ def server_identity(args: ModelServiceArgs) -> WorkloadIdentityArgs:
         found = read_prefix(bucket, f"models/{model}/", "ReadModel")
         found.append(decrypt_with(key_arn))
         if external:
-            found += read_uri(external, "ReadArtifact")
+            found += read_uri(external, "ReadArtifact", args.spec.artifact.version_id)
         return found
 
     return WorkloadIdentityArgs(
@@ -170,7 +170,8 @@ def deployment_spec(args: ModelServiceArgs,
         name=COMPONENT, image=args.image,
         env=model_env(args.provenance, args.artifact_uri, args.spec.artifact.sha256,
                       {"MODEL_PORT": str(serving.port),
-                       "MODEL_GRPC_PORT": str(serving.grpc_port), **serving.env}),
+                       "MODEL_GRPC_PORT": str(serving.grpc_port), **serving.env},
+                      object_version=args.spec.artifact.version_id),
         resources=serving.resources,
         ports=container_ports(serving),
         probes=http_probes("http", READY_PATH, LIVE_PATH, serving.startup_seconds),

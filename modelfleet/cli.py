@@ -23,6 +23,7 @@ from modelfleet.report import RENDERERS, render_text
 from modelfleet.resolve import Resolution, resolve
 from modelfleet.rollout import step as rollout
 from modelfleet.stacks import list_stacks, load_stack
+from modelregistry.commands import add_commands as add_registry_commands
 
 DEFAULT_MANIFEST = "models.yaml"
 Command = Callable[[argparse.Namespace], int]
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the manifest's JSON Schema")
     schema.add_argument("--write", action="store_true", help=f"write it to {SCHEMA_PATH}")
     schema.set_defaults(command=cmd_schema)
+    add_registry_commands(commands)
     return parser
 
 

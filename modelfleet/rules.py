@@ -60,6 +60,7 @@ def model_rules(model: dict[str, Any], paths: PathChecker | None) -> list[Findin
     found += _scaling(model)
     found += _candidates(model)
     found += _exclusive(model, ("artifact",), "uri", "path")
+    found += _version_pin(model)
     found += _exclusive(model, ("image",), "build", "ref")
     if paths is not None:
         found += _local_paths(model, paths)
@@ -249,6 +250,21 @@ def _exclusive(model: dict[str, Any], path: Path, first: str, second: str) -> li
         return [(path, f"give `{first}` or `{second}`")]
     if len(given) == 2:
         return [(path + (second,), f"give either `{first}` or `{second}`, not both")]
+    return []
+
+
+def _version_pin(model: dict[str, Any]) -> list[Finding]:
+    """`artifact.versionId` pins one S3 object: it needs a `uri` that names one, not a prefix."""
+    artifact = _at(model, ("artifact",))
+    if not isinstance(artifact, dict) or artifact.get("versionId") is None:
+        return []
+    where: Path = ("artifact", "versionId")
+    uri = artifact.get("uri")
+    if artifact.get("path") is not None:
+        return [(where, "pins an S3 object version, so it needs `uri`; an uploaded `path` "
+                        "is versioned by the model's version")]
+    if isinstance(uri, str) and uri.endswith("/"):
+        return [(where, f"pins one object, but '{uri}' is a prefix; name the object in `uri`")]
     return []
 
 

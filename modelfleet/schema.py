@@ -39,6 +39,7 @@ API_VERSION = "modelfleet/v1"
 MODEL_NAME_MAX = 40
 RESERVED_ENV = frozenset({
     "MODEL_NAME", "MODEL_VERSION", "MODEL_URI", "MODEL_SHA256", "MODEL_MODE", "MODEL_PORT",
+    "MODEL_OBJECT_VERSION",
     "QUEUE_URL", "OUTPUT_URI", "INPUT_URI", "PARTITIONS", "JOB_COMPLETION_INDEX",
     "VISIBILITY_TIMEOUT_SECONDS", "AWS_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
     "MODEL_GRPC_PORT",
@@ -48,7 +49,9 @@ RESERVED_BUILD_ARGS = frozenset({"MODEL_NAME", "MODEL_VERSION"})
 _DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _SHA256 = r"^[a-f0-9]{64}$"
-_S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$"
+_S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^?#]+$"
+_VERSION_ID = r"^[!-~]{1,1024}$"
+VERSION_ID_MAX = 1024
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _INT_OR_PERCENT = r"^[0-9]+%$"
 _IMAGE_NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
@@ -90,6 +93,28 @@ def _semver(value: str) -> str | None:
     if is_semver(value):
         return None
     return f"'{value}' is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.2)"
+
+
+def _plain_key(supported: str) -> Callable[[str], str | None]:
+    """S3 keys are given as they are: a `?query` or `#fragment` would be read as part of the key."""
+
+    def check(value: str) -> str | None:
+        if "?" in value or "#" in value:
+            return (f"'{value}' carries a query or fragment, which S3 would read as part of "
+                    f"the key; {supported}")
+        return None
+
+    return check
+
+
+def _version_id(value: str) -> str | None:
+    if len(value) > VERSION_ID_MAX:
+        return (f"is {len(value)} characters; an S3 version ID has at most "
+                f"{VERSION_ID_MAX}")
+    if not re.match(_VERSION_ID, value):
+        return (f"'{value}' is not an S3 version ID (printable characters without spaces, "
+                "as `aws s3api list-object-versions` shows it)")
+    return None
 
 
 def _relative_path(value: str) -> str | None:
@@ -142,9 +167,16 @@ SemVer = Annotated[str, _checked(_semver),
 Sha256 = Annotated[str, _checked(_pattern_check(
     _SHA256, "is not a sha256 digest (64 lowercase hex digits)")),
     _text_schema(_SHA256, "sha256 of the artifact, 64 lowercase hex digits")]
-S3Uri = Annotated[str, _checked(_pattern_check(
-    _S3_URI, "is not an S3 URI of the form s3://bucket/key")),
+S3Uri = Annotated[str, _checked(_plain_key("give the key or prefix only")),
+                  _checked(_pattern_check(_S3_URI, "is not an S3 URI of the form s3://bucket/key")),
+                  _text_schema(_S3_URI, "s3://bucket/key of an object, or a prefix ending in /")]
+ArtifactUri = Annotated[str, _checked(_plain_key(
+    "give the key only and pin an object version with `artifact.versionId`")),
+    _checked(_pattern_check(_S3_URI, "is not an S3 URI of the form s3://bucket/key")),
     _text_schema(_S3_URI, "s3://bucket/key of an artifact that is referenced, not copied")]
+VersionId = Annotated[str, _checked(_version_id),
+                      _text_schema(_VERSION_ID, "S3 object version ID (opaque, at most 1024 "
+                                                "characters)")]
 RelativePath = Annotated[str, _checked(_relative_path),
                          _text_schema(r"^[^/]", "path relative to the manifest's folder")]
 ImageRef = Annotated[str, _checked(_image_ref),
@@ -366,8 +398,11 @@ class Batch(PodSettings):
 
 
 class Artifact(Strict):
-    uri: S3Uri | None = None
+    uri: ArtifactUri | None = None
     """An artifact already in S3; referenced, not copied."""
+    version_id: VersionId | None = Field(None, alias="versionId")
+    """Pins the exact S3 object version of `uri` (one object, in a versioned bucket): the
+    model server and the workers read that version, whatever the key holds later."""
     path: RelativePath | None = None
     """A file or folder next to the manifest; uploaded to the registry."""
     sha256: Sha256 | None = None

@@ -324,3 +324,17 @@ def test_missing_oidc_configuration_fails_before_anything_is_declared(
     assert failure.value.simulation.registrations == []
     assert any("modelfleet:oidcProviderArn: is required" in line
                for line in failure.value.simulation.messages("error"))
+
+
+def test_a_pinned_object_version_reaches_the_server_and_its_role(project: GitRepo) -> None:
+    models = project.root / "models.yaml"
+    models.write_text(manifest().replace(
+        'artifact: {uri: "s3://training-output/fraud/model.joblib", ',
+        'artifact: {uri: "s3://training-output/fraud/model.joblib", versionId: "3HL4kqtJlcpXro", '))
+    pinned = deploy(models)
+    env = {e["name"]: e["value"] for e in container(pinned, "fraud")["env"]}
+    assert env["MODEL_OBJECT_VERSION"] == "3HL4kqtJlcpXro"
+    found = {s["Sid"]: s for s in statements(pinned, "fraud-server-policy")}
+    assert found["ReadArtifactObject"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert found["ReadArtifactObject"]["Resource"] == \
+        "arn:aws:s3:::training-output/fraud/model.joblib"
