@@ -18,6 +18,8 @@ from tests.deploy import deploy
 from tests.gitrepo import GitRepo
 from tests.kube.cluster import Cluster
 from tests.shipped import copy_project
+from tests.test_rollouts import CANDIDATES, FLAGGER, fraud
+from tests.test_rollouts import manifest as manifest_text
 
 pytestmark = pytest.mark.xdist_group("kube")
 SHIPPED = ["dev", "growth-dev", "prod", "risk-prod", "staging"]
@@ -183,3 +185,30 @@ def test_canonical_quantities_are_what_the_server_stores(cluster: Cluster) -> No
     assert [c["resources"]["limits"] for c in stored] == [
         {"cpu": canonical_quantity(cpu), "memory": canonical_quantity(memory)}
         for cpu, memory in zip(cpus, memories, strict=True)]
+
+
+def test_routes_candidates_and_flagger_canaries_are_accepted(
+        cluster: Cluster, repo: GitRepo) -> None:
+    cluster.require_controllers()
+    namespace = cluster.namespace("rollouts")
+    repo.write("images/Dockerfile", "FROM python:3.11-slim\n")
+    manifest = repo.write("models.yaml", manifest_text(
+        fraud(CANDIDATES), fraud("rollout: {strategy: progressive}").replace(
+            "name: fraud", "name: rank")))
+    simulation = deploy(manifest, config={"modelfleet:namespace": namespace,
+                                          **{f"modelfleet:{k}": v for k, v in FLAGGER.items()}})
+    objects = kubernetes_objects(simulation.registrations)
+    kinds = {(obj["kind"], obj["metadata"]["name"]) for obj in objects}
+    assert {("HTTPRoute", "fraud"), ("Deployment", "fraud-challenger"),
+            ("Deployment", "fraud-shadow"), ("Canary", "rank"),
+            ("MetricTemplate", "rank-success-rate"), ("MetricTemplate", "rank-latency-p99")
+            } <= kinds
+    dry_run = cluster.kubectl.apply(objects, dry_run=True)
+    assert dry_run.clean, str(dry_run)
+    applied = cluster.kubectl.apply(objects)
+    assert applied.clean, str(applied)
+    for workload in workloads(objects):
+        cluster.wait_for_pods(namespace, selector(workload["spec"]["selector"]["matchLabels"]),
+                              workload["metadata"]["name"])
+    route = cluster.kubectl.get("httproute", "fraud", namespace)["spec"]
+    assert [b["weight"] for b in route["rules"][0]["backendRefs"]] == [90, 10]

@@ -18,7 +18,6 @@ from modelfleet.rollout.promote import promote_text
 from tests.gitrepo import GitRepo
 
 REF = "registry.example.com/ml/{name}@sha256:" + "4e" * 32
-NEEDS_SCHEMA = pytest.mark.xfail(reason="needs serving.candidates in the schema", strict=True)
 
 FRAUD_142 = """\
   - name: fraud-detector       # risk's online scorer
@@ -499,7 +498,6 @@ def test_promote_of_a_candidate_an_environment_declares_again_is_refused(
     assert file.read_bytes() == before
 
 
-@NEEDS_SCHEMA
 def test_promote_edits_the_file_prints_the_diff_and_the_result_validates(
         repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
     text = manifest(CHURN, FRAUD_WITH_CANDIDATES, RANKER)
