@@ -58,8 +58,9 @@ class _CommandParser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
             self, args: Sequence[str] | None = None,
             namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
-        if self._intermixing:  # parse_known_intermixed_args calls back in: parse plainly
-            return super().parse_known_args(args, namespace)
+        nested = any(action.nargs == argparse.PARSER for action in self._actions)
+        if self._intermixing or nested:  # intermixed parsing calls back in, and cannot
+            return super().parse_known_args(args, namespace)  # take subcommands: parse plainly
         self._intermixing = True
         try:
             return self.parse_known_intermixed_args(args, namespace)
