@@ -216,16 +216,23 @@ def test_reapplying_a_deployment_leaves_the_replicas_the_hpa_set(
     reapplied = cluster.kubectl.apply([deployment])
     assert reapplied.clean, str(reapplied)
     assert hpa_replicas(cluster, namespace, "fraud") == 2
-    # The control: a Deployment that sets spec.replicas resets the HPA's choice at every update.
+    assert "pulumi-kubernetes" not in replica_managers(cluster, namespace)
+    # The control: a Deployment that sets spec.replicas takes the field from the HPA at every
+    # update, and the count with it.
     fighting = copy.deepcopy(deployment)
     fighting["spec"]["replicas"] = 1
     fought = cluster.kubectl.apply([fighting])
     assert fought.clean
-    assert hpa_replicas(cluster, namespace, "fraud") == 1, "a Deployment with replicas scales"
+    assert "pulumi-kubernetes" in replica_managers(cluster, namespace)
 
 
-@pytest.mark.parametrize(("base_config", "head_config"), [((), NO_KEDA), (NO_KEDA, ())],
-                         ids=["keda to cpu", "cpu to keda"])
+def replica_managers(cluster: Cluster, namespace: str) -> set[str]:
+    """Who owns `spec.replicas` of the fraud Deployment (server-side apply field managers)."""
+    deployment = cluster.kubectl.get("deployment", "fraud", namespace, managed_fields=True)
+    return {entry["manager"] for entry in deployment["metadata"]["managedFields"]
+            if "f:replicas" in entry.get("fieldsV1", {}).get("f:spec", {})}
+
+
 def test_switching_between_keda_and_cpu_autoscaling_is_one_update(
         cluster: Cluster, project: GitRepo, base_config: tuple[tuple[str, str], ...],
         head_config: tuple[tuple[str, str], ...]) -> None:

@@ -176,9 +176,9 @@ def test_a_request_metric_needs_the_stacks_prometheus_and_keda(repo: GitRepo) ->
     (message,) = failure.value.simulation.messages("error")
     assert message.endswith(": model 'chat' (environment 'dev'): serving.scaleMetric: "
                             "'concurrency' is read from Prometheus, but the stack has no "
-                            "modelfleet:prometheusAddress; set it (e.g. `pulumi config set "
+                            "modelfleet:prometheusAddress; set it (`pulumi config set "
                             "modelfleet:prometheusAddress http://prometheus-operated.monitoring"
-                            ".svc:9090`) or scale on cpu")
+                            ".svc:9090`)")
     assert "models.yaml:10: model 'chat'" in message, "the line of scaleMetric"
     with pytest.raises(ProgramFailed) as without_keda:
         run(repo, text, prometheusAddress=PROMETHEUS, keda="false")

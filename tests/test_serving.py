@@ -241,7 +241,7 @@ def test_network_policy_admits_only_the_port_from_listed_namespaces(
         dev: Simulation, project: GitRepo) -> None:
     policy = dev.find(POLICY, "fraud").inputs["spec"]
     assert policy["policyTypes"] == ["Ingress"]
-    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "fraud",
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/instance": "fraud",
                                                     "app.kubernetes.io/component": "server"}
     (rule,) = policy["ingress"]
     assert rule["ports"] == [{"port": 9000, "protocol": "TCP"}, {"port": 8081, "protocol": "TCP"}]

@@ -20,21 +20,29 @@ SHIPPED = ["dev", "growth-dev", "prod", "risk-prod", "staging"]
 # uploaded artifact of one file, one run except in dev), product-recommender (serving and
 # batch, prebuilt), image-tagger (serving, built, GPU).
 EXPECTED = {
-    "dev": {  # every model, dev overrides drop the run, namespace created
-        "aws:ecr/repository:Repository": 4, "docker:index/image:Image": 3,
-        "kubernetes:apps/v1:Deployment": 5, "kubernetes:core/v1:Service": 3,
+    "dev": {  # every model, dev overrides drop the run, namespace created;
+        # the fraud detector's challenger and the tagger's shadow (a built image, a Deployment,
+        # a Service, an autoscaler, a role and a metadata record each), a route per online
+        # model, the tagger on KEDA (requests in flight)
+        "aws:ecr/repository:Repository": 4, "docker:index/image:Image": 5,
+        "kubernetes:apps/v1:Deployment": 7, "kubernetes:core/v1:Service": 5,
         "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": 3,
-        "kubernetes:keda.sh/v1alpha1:ScaledObject": 2, "kubernetes:batch/v1:Job": 0,
-        "aws:sqs/queue:Queue": 4, "aws:iam/role:Role": 7, "kubernetes:core/v1:Namespace": 1,
-        "aws:s3/bucketObjectv2:BucketObjectv2": 6, "aws:s3/bucket:Bucket": 1},
-    "staging": {  # every model as merged to main, with the backfill run
-        "aws:ecr/repository:Repository": 4, "docker:index/image:Image": 3,
-        "kubernetes:apps/v1:Deployment": 5, "kubernetes:core/v1:Service": 3,
+        "kubernetes:keda.sh/v1alpha1:ScaledObject": 4, "kubernetes:batch/v1:Job": 0,
+        "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": 3,
+        "aws:sqs/queue:Queue": 4, "aws:iam/role:Role": 9, "kubernetes:core/v1:Namespace": 1,
+        "aws:s3/bucketObjectv2:BucketObjectv2": 8, "aws:s3/bucket:Bucket": 1},
+    "staging": {  # every model as merged to main, with the backfill run;
+        # the fraud detector's challenger and the tagger's shadow (a built image, a Deployment,
+        # a Service, an autoscaler, a role and a metadata record each), a route per online
+        # model, the tagger on KEDA (requests in flight)
+        "aws:ecr/repository:Repository": 4, "docker:index/image:Image": 5,
+        "kubernetes:apps/v1:Deployment": 7, "kubernetes:core/v1:Service": 5,
         "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": 3,
-        "kubernetes:keda.sh/v1alpha1:ScaledObject": 2, "kubernetes:batch/v1:Job": 1,
-        "aws:sqs/queue:Queue": 4, "aws:iam/role:Role": 7, "kubernetes:core/v1:Namespace": 0,
-        "aws:s3/bucketObjectv2:BucketObjectv2": 6, "aws:s3/bucket:Bucket": 1},
-    "prod": {  # the release tag: same models, existing namespace
+        "kubernetes:keda.sh/v1alpha1:ScaledObject": 4, "kubernetes:batch/v1:Job": 1,
+        "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": 3,
+        "aws:sqs/queue:Queue": 4, "aws:iam/role:Role": 9, "kubernetes:core/v1:Namespace": 0,
+        "aws:s3/bucketObjectv2:BucketObjectv2": 8, "aws:s3/bucket:Bucket": 1},
+    "prod": {  # the release commit: the models as they were then, existing namespace
         "aws:ecr/repository:Repository": 4, "docker:index/image:Image": 3,
         "kubernetes:apps/v1:Deployment": 5, "kubernetes:core/v1:Service": 3,
         "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": 3,
@@ -142,13 +150,13 @@ def test_exports(project: GitRepo, runs: dict[str, Simulation]) -> None:
 def test_prod_deploys_the_tag_and_dev_the_working_tree(project: GitRepo) -> None:
     models = project.root / "models.yaml"
     original = models.read_text()
-    models.write_text(original.replace("version: 1.4.2", "version: 1.5.0"))
+    models.write_text(original.replace("version: 1.4.2", "version: 1.4.9"))
     try:
         dev = run_shipped_stack(project, "dev")
         prod = run_shipped_stack(project, "prod")
     finally:
         models.write_text(original)
-    assert dev.outputs["models"]["fraud-detector"]["version"] == "1.5.0"
+    assert dev.outputs["models"]["fraud-detector"]["version"] == "1.4.9"
     assert prod.outputs["models"]["fraud-detector"]["version"] == "1.4.2"
 
 
