@@ -1,0 +1,217 @@
+"""The protocol over gRPC: `inference.GRPCInferenceService` on MODEL_GRPC_PORT.
+
+It shares the model, readiness, requests in flight and metrics with the HTTP
+server. Tensors arrive as typed `contents` or as `raw_input_contents` (the same
+little-endian layout as the HTTP binary extension, FP16 only so); outputs always go
+back as `raw_output_contents`, as Triton answers. A request the model cannot take
+is INVALID_ARGUMENT with a message naming the input; an unknown model NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+
+from modelserver.binary import from_bytes, to_bytes
+from modelserver.protocol import (
+    DATATYPES,
+    InferRequest,
+    ProtocolError,
+    RequestedOutput,
+    check_datatype,
+    check_shape,
+    datatype_of,
+    select_outputs,
+)
+from modelserver.rpc import grpc_predict_v2_pb2 as pb
+from modelserver.rpc import grpc_predict_v2_pb2_grpc as pb_grpc
+from modelserver.state import ServerState
+
+MAX_MESSAGE = 64 << 20
+"""Bytes, as the HTTP server's largest body."""
+WORKERS = 8
+log = logging.getLogger("modelserver")
+
+_STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
+           413: grpc.StatusCode.RESOURCE_EXHAUSTED, 415: grpc.StatusCode.INVALID_ARGUMENT,
+           503: grpc.StatusCode.UNAVAILABLE}
+_HTTP_EQUIVALENT = {grpc.StatusCode.OK: 200, grpc.StatusCode.INVALID_ARGUMENT: 400,
+                    grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
+                    grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.INTERNAL: 500}
+_CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
+             "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
+             "UINT16": "uint_contents", "UINT32": "uint_contents",
+             "UINT64": "uint64_contents", "FP32": "fp32_contents", "FP64": "fp64_contents",
+             "BYTES": "bytes_contents"}
+"""Where each datatype's typed contents live (FP16 has none: it travels raw)."""
+
+Reply = TypeVar("Reply")
+
+
+class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
+    """The protocol's RPCs over the shared ServerState."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    def ServerLive(self, request: pb.ServerLiveRequest,  # noqa: N802 (the protocol's name)
+                   context: grpc.ServicerContext) -> pb.ServerLiveResponse:
+        return self._answer("live", context, lambda: pb.ServerLiveResponse(live=True),
+                            pb.ServerLiveResponse)
+
+    def ServerReady(self, request: pb.ServerReadyRequest,  # noqa: N802
+                    context: grpc.ServicerContext) -> pb.ServerReadyResponse:
+        return self._answer("ready", context,
+                            lambda: pb.ServerReadyResponse(ready=self.state.ready),
+                            pb.ServerReadyResponse)
+
+    def ModelReady(self, request: pb.ModelReadyRequest,  # noqa: N802
+                   context: grpc.ServicerContext) -> pb.ModelReadyResponse:
+        def ready() -> pb.ModelReadyResponse:
+            self.state.check_model(request.name, request.version)
+            return pb.ModelReadyResponse(ready=self.state.ready)
+
+        return self._answer("ready", context, ready, pb.ModelReadyResponse)
+
+    def ServerMetadata(self, request: pb.ServerMetadataRequest,  # noqa: N802
+                       context: grpc.ServicerContext) -> pb.ServerMetadataResponse:
+        return self._answer("metadata", context,
+                            lambda: pb.ServerMetadataResponse(**self.state.server_metadata()),
+                            pb.ServerMetadataResponse)
+
+    def ModelMetadata(self, request: pb.ModelMetadataRequest,  # noqa: N802
+                      context: grpc.ServicerContext) -> pb.ModelMetadataResponse:
+        def metadata() -> pb.ModelMetadataResponse:
+            self.state.check_model(request.name, request.version)
+            found = self.state.model_metadata()
+            tensor = pb.ModelMetadataResponse.TensorMetadata
+            return pb.ModelMetadataResponse(
+                name=found["name"], versions=found["versions"], platform=found["platform"],
+                inputs=[tensor(**t) for t in found["inputs"]],
+                outputs=[tensor(**t) for t in found["outputs"]])
+
+        return self._answer("metadata", context, metadata, pb.ModelMetadataResponse)
+
+    def ModelInfer(self, request: pb.ModelInferRequest,  # noqa: N802
+                   context: grpc.ServicerContext) -> pb.ModelInferResponse:
+        gauge = self.state.metrics.in_flight.labels(self.state.model_name)
+        gauge.inc()
+        try:
+            return self._answer("infer", context, lambda: self._infer(request),
+                                pb.ModelInferResponse)
+        finally:
+            gauge.dec()
+
+    def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+        state = self.state
+        state.check_model(request.model_name, request.model_version)
+        decoded = decode_infer_request(request)
+        outputs = state.infer(decoded)
+        response = pb.ModelInferResponse(model_name=state.model_name,
+                                         model_version=state.model_version, id=request.id)
+        for name, array, _ in select_outputs(outputs, decoded.outputs):
+            datatype = datatype_of(array)
+            response.outputs.add(name=name, datatype=datatype, shape=array.shape)
+            response.raw_output_contents.append(to_bytes(array, datatype))
+        return response
+
+    def _answer(self, route: str, context: grpc.ServicerContext, work: Callable[[], Reply],
+                empty: Callable[[], Reply]) -> Reply:
+        """Runs one RPC: a ProtocolError becomes its gRPC code, anything else INTERNAL."""
+        state = self.state
+        state.begin()
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            try:
+                return work()
+            except ProtocolError as error:
+                code = _STATUS.get(error.status, grpc.StatusCode.INVALID_ARGUMENT)
+                message = str(error)
+            except Exception as error:
+                log.exception("gRPC request failed")
+                code, message = grpc.StatusCode.INTERNAL, f"internal error: {error}"
+            context.set_code(code)
+            context.set_details(message)
+            return empty()
+        finally:
+            state.metrics.latency.labels(state.model_name, "grpc", route).observe(
+                time.perf_counter() - started)
+            state.metrics.requests.labels(state.model_name, "grpc", route,
+                                          str(_HTTP_EQUIVALENT.get(code, 500))).inc()
+            state.end()
+
+
+def decode_infer_request(request: pb.ModelInferRequest) -> InferRequest:
+    """The request's tensors as numpy arrays; raises ProtocolError naming the input."""
+    if not request.inputs:
+        raise ProtocolError("'inputs' must be a non-empty list of tensors")
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise ProtocolError(f"raw_input_contents has {len(raw)} entries for "
+                            f"{len(request.inputs)} inputs; give one per input or none")
+    inputs: dict[str, np.ndarray] = {}
+    for index, tensor in enumerate(request.inputs):
+        where = f"input '{tensor.name}'"
+        if tensor.name in inputs:
+            raise ProtocolError(f"{where} is given twice")
+        check_datatype(tensor.datatype, where)
+        shape = list(tensor.shape)
+        if any(size < 0 for size in shape):
+            raise ProtocolError(f"{where}: shape must be a list of non-negative integers")
+        if raw:
+            if tensor.HasField("contents"):
+                raise ProtocolError(f"{where}: give contents or raw_input_contents, not both")
+            inputs[tensor.name] = from_bytes(memoryview(raw[index]), tensor.datatype, shape,
+                                             where)
+        else:
+            inputs[tensor.name] = _from_contents(tensor, shape, where)
+    outputs = tuple(RequestedOutput(output.name) for output in request.outputs)
+    return InferRequest(request.id or None, inputs, outputs)
+
+
+def _from_contents(tensor: Any, shape: list[int], where: str) -> np.ndarray:
+    field = _CONTENTS.get(tensor.datatype)
+    if field is None:
+        raise ProtocolError(f"{where}: {tensor.datatype} has no typed contents; send it in "
+                            f"raw_input_contents")
+    values = list(getattr(tensor.contents, field))
+    check_shape(shape, len(values), where)
+    if tensor.datatype == "BYTES":
+        array = np.empty(len(values), dtype=np.object_)
+        array[:] = values
+        return array.reshape(shape)
+    try:
+        return np.asarray(values, dtype=DATATYPES[tensor.datatype]).reshape(shape)
+    except (OverflowError, ValueError) as error:
+        raise ProtocolError(f"{where}: contents are not {tensor.datatype}: {error}") from error
+
+
+class ModelGRPCServer:
+    """A gRPC server on `address` ("host:port"; port 0 picks a free one)."""
+
+    def __init__(self, address: str, state: ServerState, workers: int = WORKERS) -> None:
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE),
+                   ("grpc.max_send_message_length", MAX_MESSAGE),
+                   ("grpc.so_reuseport", 0)]
+        self.server = grpc.server(ThreadPoolExecutor(max_workers=workers,
+                                                     thread_name_prefix="grpc"),
+                                  options=options)
+        pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            InferenceService(state), self.server)
+        self.port = int(self.server.add_insecure_port(address))
+        if self.port == 0:
+            raise OSError(f"gRPC cannot listen on {address}")
+
+    def start(self) -> None:
+        self.server.start()
+
+    def drain(self, grace_seconds: float) -> None:
+        """Refuses new RPCs, lets those in flight finish within the grace, then stops."""
+        self.server.stop(grace_seconds).wait()
