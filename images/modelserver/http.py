@@ -151,7 +151,7 @@ class Handler(BaseHTTPRequestHandler):
         header, binary = split_body(self._body(), self.headers.get(HEADER))
         try:
             body = json.loads(header or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
             what = "JSON header" if self.headers.get(HEADER) is not None else "body"
             raise ProtocolError(f"the request {what} is not JSON: {error}") from error
         request = decode_request(body, binary)

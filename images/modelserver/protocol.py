@@ -7,6 +7,7 @@ protocol's binary tensor data extension (modelserver.binary). Errors are
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -151,7 +152,8 @@ def check_datatype(datatype: Any, where: str) -> None:
 
 
 def check_shape(shape: Sequence[int], count: int, where: str) -> None:
-    expected = int(np.prod(shape)) if shape else 1
+    """Raises ProtocolError unless `shape` holds exactly `count` elements."""
+    expected = math.prod(shape)
     if count != expected:
         raise ProtocolError(f"{where}: shape {list(shape)} holds {expected} elements, "
                             f"but data has {count}")
@@ -168,7 +170,10 @@ def binary_size(tensor: Mapping[str, Any], where: str) -> int | None:
 
 def from_json(data: Any, datatype: str, shape: Sequence[int], where: str) -> np.ndarray:
     """JSON `data` (flat or nested, row-major) as an array; every element must fit `datatype`."""
-    flat = _flatten(data)
+    try:
+        flat = _flatten(data)
+    except RecursionError as error:
+        raise ProtocolError(f"{where}: data is nested too deeply") from error
     check_shape(shape, len(flat), where)
     misfit = _first_misfit(flat, datatype)
     if misfit is not None:

@@ -74,7 +74,11 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     def ModelReady(self, request: pb.ModelReadyRequest,  # noqa: N802
                    context: grpc.ServicerContext) -> pb.ModelReadyResponse:
         def ready() -> pb.ModelReadyResponse:
-            self.state.check_model(request.name, request.version)
+            """False, not an error, for a model or version this server does not serve."""
+            try:
+                self.state.check_model(request.name, request.version)
+            except ProtocolError:
+                return pb.ModelReadyResponse(ready=False)
             return pb.ModelReadyResponse(ready=self.state.ready)
 
         return self._answer("ready", context, ready, pb.ModelReadyResponse)
