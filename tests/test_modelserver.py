@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import json
@@ -9,6 +10,7 @@ import logging
 import signal
 import socket
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -306,6 +308,21 @@ def test_malformed_binary_requests_are_400(loaded: str, header: dict[str, Any], 
     status, _, body = binary_request(loaded, header, tail, header_length)
     assert status == 400
     assert message in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize(("encoding", "compress"), [("gzip", gzip.compress),
+                                                    ("deflate", zlib.compress)])
+def test_compressed_request_bodies(loaded: str, encoding: str, compress: Any) -> None:
+    body = compress(json.dumps(infer_request(ROWS)).encode())
+    raw = request.Request(f"{loaded}/v2/models/churn/infer", data=body, method="POST",
+                          headers={"Content-Encoding": encoding})
+    with request.urlopen(raw, timeout=5) as answer:
+        assert json.loads(answer.read())["outputs"][0]["shape"] == [2]
+    broken = request.Request(f"{loaded}/v2/models/churn/infer", data=b"not " + encoding.encode(),
+                             method="POST", headers={"Content-Encoding": encoding})
+    with pytest.raises(error.HTTPError) as refused:
+        request.urlopen(broken, timeout=5)
+    assert refused.value.code == 400
 
 
 def test_sigterm_drains_grpc_too(model: Any, tmp_path: Path) -> None:
