@@ -20,11 +20,11 @@ from tritonclient.utils import InferenceServerException
 
 from tests.modelserver_support import (
     EVERY_DATATYPE,
+    call,
     flip_program,
     free_port,
     labelled_model,
     save_model,
-    scoring_program,
     server_env,
     server_process,
     trained_model,
@@ -119,14 +119,6 @@ def flip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from serve(flip_program(tmp_path_factory.mktemp("flip")), "flip")
 
 
-@pytest.fixture(scope="module")
-def scorer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Any]]:
-    """A torch.export program: features FP32 [-1, 3] -> output-0 FP32 [-1, 2]."""
-    path, module = scoring_program(tmp_path_factory.mktemp("scorer"))
-    for server in serve(path, "scorer"):
-        yield server, module
-
-
 def every_datatype_sample(rows: int = 2) -> dict[str, np.ndarray]:
     """Values at the edges of each datatype's range, [rows, 3] each."""
     sample = {}
@@ -193,30 +185,16 @@ def test_sklearn_outputs_match_the_model(churn: Server, transport: str) -> None:
     assert np.allclose(outputs["predict_proba"], model.predict_proba(ROWS))
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_a_torch_export_program(scorer: tuple[Server, Any], transport: str) -> None:
-    import torch
-
-    server, module = scorer
-    rows = np.array([[0.1, 0.2, 0.3]], dtype=np.float32)
-    outputs = server.infer(transport, {"features": rows})
-    with torch.inference_mode():
-        expected = module(torch.from_numpy(rows)).numpy()
-    assert outputs["output-0"].dtype == np.float32
-    assert np.allclose(outputs["output-0"], expected)
-
-
 def _matches(listed: list[Any], actual: tuple[int, ...]) -> bool:
     return len(listed) == len(actual) and all(
         int(want) in (-1, got) for want, got in zip(listed, actual, strict=True))
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-@pytest.mark.parametrize("model", ["churn", "labels", "scorer", "flip"])
+@pytest.mark.parametrize("model", ["churn", "labels", "flip"])
 def test_metadata_lists_what_responses_carry(request: pytest.FixtureRequest, model: str,
                                              transport: str) -> None:
-    found = request.getfixturevalue(model)
-    server: Server = found[0] if isinstance(found, tuple) else found
+    server: Server = request.getfixturevalue(model)
     if transport == "grpc":
         metadata = server.grpc().get_model_metadata(server.model, as_json=True)
     else:
@@ -239,9 +217,26 @@ def test_metadata_lists_what_responses_carry(request: pytest.FixtureRequest, mod
         assert _matches(listed["shape"], outputs[listed["name"]].shape), (listed, carried)
 
 
-def _refused(call: Callable[[], Any]) -> InferenceServerException:
+def test_http_and_grpc_share_the_metrics(labels: Server) -> None:
+    def count(protocol: str, code: int) -> float:
+        text = call(f"http://127.0.0.1:{labels.http_port}/metrics").text
+        line = (f'modelserver_requests_total{{code="{code}",model="labels",'
+                f'protocol="{protocol}",route="infer"}} ')
+        found = [row for row in text.splitlines() if row.startswith(line)]
+        return float(found[0].removeprefix(line)) if found else 0.0
+
+    before = {(p, c): count(p, c) for p in ("http", "grpc") for c in (200, 400)}
+    labels.infer("grpc", {"input-0": ROWS})
+    labels.infer("http-binary", {"input-0": ROWS})
+    _refused(lambda: labels.infer("grpc", {"input-0": ROWS[:, :2]}))
+    assert count("grpc", 200) == before[("grpc", 200)] + 1
+    assert count("grpc", 400) == before[("grpc", 400)] + 1
+    assert count("http", 200) == before[("http", 200)] + 1
+
+
+def _refused(attempt: Callable[[], Any]) -> InferenceServerException:
     with pytest.raises(InferenceServerException) as refused:
-        call()
+        attempt()
     return refused.value
 
 
