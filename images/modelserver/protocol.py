@@ -170,10 +170,7 @@ def binary_size(tensor: Mapping[str, Any], where: str) -> int | None:
 
 def from_json(data: Any, datatype: str, shape: Sequence[int], where: str) -> np.ndarray:
     """JSON `data` (flat or nested, row-major) as an array; every element must fit `datatype`."""
-    try:
-        flat = _flatten(data)
-    except RecursionError as error:
-        raise ProtocolError(f"{where}: data is nested too deeply") from error
+    flat = _flatten(data)
     check_shape(shape, len(flat), where)
     misfit = _first_misfit(flat, datatype)
     if misfit is not None:
@@ -206,14 +203,19 @@ def _first_misfit(flat: list[Any], datatype: str) -> tuple[int, Any] | None:
 
 
 def _flatten(data: Any) -> list[Any]:
-    if isinstance(data, list):
-        if not any(isinstance(item, list) for item in data):
-            return data
-        flat: list[Any] = []
-        for item in data:
-            flat.extend(_flatten(item))
-        return flat
-    return [data]
+    """Nested lists in row-major order, one level at a time (no recursion, few passes)."""
+    if not isinstance(data, list):
+        return [data]
+    flat = data
+    while any(isinstance(item, list) for item in flat):
+        level: list[Any] = []
+        for item in flat:
+            if isinstance(item, list):
+                level.extend(item)
+            else:
+                level.append(item)
+        flat = level
+    return flat
 
 
 def encode_tensor(name: str, array: np.ndarray) -> dict[str, Any]:
