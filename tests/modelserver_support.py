@@ -1,7 +1,9 @@
 """Helpers for the model server's tests: tiny models, real servers on 127.0.0.1, moto.
 
 torch is imported inside the helpers that export programs: it is slow to import and
-only the torch tests need it.
+only the torch tests need it. The server's gRPC side (modelserver.rpc.server and its
+generated modules) runs only in server processes: it defines the same `inference.*`
+protobuf messages as tritonclient.grpc, and protobuf refuses both in one process.
 """
 
 from __future__ import annotations
