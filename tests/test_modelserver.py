@@ -347,6 +347,20 @@ def test_sigterm_drains_grpc_too(model: Any, tmp_path: Path) -> None:
             socket.create_connection(("127.0.0.1", closed), timeout=1).close()
 
 
+def test_a_grpc_port_in_use_refuses_to_start(model: Any, tmp_path: Path) -> None:
+    path = save_model(model, tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        env = server_env(str(path), free_port(), MODEL_GRPC_PORT=str(busy))
+        with server_process(env, wait_ready=False) as process:
+            process.wait(timeout=60)
+            stderr = process.stderr.read() if process.stderr else ""
+    assert process.returncode == 1
+    assert f"gRPC cannot listen on port {busy}" in stderr
+
+
 def test_grpc_port_setting() -> None:
     base = {"MODEL_NAME": "churn", "MODEL_URI": "/m"}
     assert Settings.from_environment(base).grpc_port == 8081

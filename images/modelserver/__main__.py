@@ -58,7 +58,7 @@ def main() -> int:
     except ArtifactError as error:
         log.error("%s", error)
         if rpc:
-            rpc.drain(0)
+            rpc.stop(0).wait()
         server.drain(0)
         return 1
     log.info("model %s %s loaded from %s", settings.model_name, settings.model_version,
@@ -68,7 +68,7 @@ def main() -> int:
         stop.wait()
         log.info("stopping: finishing requests in flight")
         state.draining = True
-        stopping = rpc.server.stop(settings.grace_seconds) if rpc else None
+        stopping = rpc.stop(settings.grace_seconds) if rpc else None
         finished = server.drain(settings.grace_seconds)
         if stopping is not None:
             stopping.wait(settings.grace_seconds)

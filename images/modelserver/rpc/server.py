@@ -10,6 +10,7 @@ is INVALID_ARGUMENT with a message naming the input; an unknown model NOT_FOUND.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -216,6 +217,10 @@ class ModelGRPCServer:
     def start(self) -> None:
         self.server.start()
 
-    def drain(self, grace_seconds: float) -> None:
-        """Refuses new RPCs, lets those in flight finish within the grace, then stops."""
-        self.server.stop(grace_seconds).wait()
+    def stop(self, grace_seconds: float) -> threading.Event:
+        """Refuses new RPCs at once; those in flight may finish within the grace (seconds).
+
+        The event is set once the server has stopped.
+        """
+        event: threading.Event = self.server.stop(grace_seconds)
+        return event
