@@ -154,10 +154,9 @@ def exported_predictor(path: Path, device: str) -> ExportedPredictor:
         program = torch.export.load(str(path))
     except Exception as error:
         raise ArtifactError(f"{path.name} is not a torch.export program: {error}") from error
-    if device != "cpu":
-        from torch.export.passes import move_to_device_pass
+    from torch.export.passes import move_to_device_pass
 
-        program = move_to_device_pass(program, device)
+    program = move_to_device_pass(program, device)  # the GPU when the pod has one
     nodes = {node.name: node for node in program.graph.nodes}
     inputs = [_tensor_spec(name, nodes[name].meta.get("val"), path)
               for name in program.graph_signature.user_inputs]
