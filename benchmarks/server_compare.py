@@ -230,6 +230,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="per server per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--transports", nargs="+", choices=TRANSPORTS, default=list(TRANSPORTS))
     args = parser.parse_args()
     python = kserve_python()
     version = subprocess.run([str(python), "-c", "from importlib.metadata import version; "
@@ -248,7 +249,7 @@ def main() -> None:
                   f"{args.rounds} alternating rounds of {args.seconds:g} s per server\n")
             print(f"{'transport':<12}{'rows':>5}{'ours req/s':>12}{'KServe req/s':>14}"
                   f"{'ratio':>8}{'ours p50/p99 ms':>18}{'KServe p50/p99 ms':>20}")
-            for transport in TRANSPORTS:
+            for transport in args.transports:
                 for rows in (1, 64):
                     load = payload(rows)
                     expected = model.predict(

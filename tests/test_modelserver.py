@@ -131,6 +131,8 @@ def test_metadata(loaded: str) -> None:
      400, "input 'input-0' is BOOL; the model takes FP64"),
     ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "INT64",
                   "data": [1.5, 2, 3, 4]}]}, 400, "input 'input-0': data is not INT64: 1.5"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
+                  "data": [1e300, 2, 3, 4]}]}, 400, "input 'input-0': data is not FP32: overflow"),
     (infer_request(ROWS, outputs=[{"name": "logits"}]), 400, "unknown output(s) logits"),
 ])
 def test_bad_requests_get_protocol_errors(loaded: str, payload: dict[str, Any], status: int,

@@ -181,8 +181,9 @@ def from_json(data: Any, datatype: str, shape: Sequence[int], where: str) -> np.
         array[:] = [item.encode() for item in flat]
         return array.reshape(shape)
     try:
-        return np.asarray(flat, dtype=DATATYPES[datatype]).reshape(shape)
-    except (TypeError, ValueError, OverflowError) as error:
+        with np.errstate(over="raise"):
+            return np.asarray(flat, dtype=DATATYPES[datatype]).reshape(shape)
+    except (TypeError, ValueError, OverflowError, FloatingPointError) as error:
         raise ProtocolError(f"{where}: data is not {datatype}: {error}") from error
 
 

@@ -9,11 +9,11 @@ is INVALID_ARGUMENT with a message naming the input; an unknown model NOT_FOUND.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import grpc
@@ -36,7 +36,6 @@ from modelserver.state import ServerState
 
 MAX_MESSAGE = 64 << 20
 """Bytes, as the HTTP server's largest body."""
-WORKERS = 8
 log = logging.getLogger("modelserver")
 
 _STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
@@ -53,27 +52,35 @@ _CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_cont
 """Where each datatype's typed contents live (FP16 has none: it travels raw)."""
 
 Reply = TypeVar("Reply")
+Result = TypeVar("Result")
 
 
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
-    """The protocol's RPCs over the shared ServerState."""
+    """The protocol's RPCs over the shared ServerState (grpc.aio).
+
+    Every RPC runs on the server's event loop thread, inference included, as KServe's
+    ModelServer runs a synchronous model: handing each request to a thread pool cost
+    a fifth of the throughput (benchmarks/server_compare.py). gRPC inferences so run
+    one at a time per process, beside HTTP's own threads; probes use HTTP, so a slow
+    model never holds them up.
+    """
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
 
-    def ServerLive(self, request: pb.ServerLiveRequest,  # noqa: N802 (the protocol's name)
-                   context: grpc.ServicerContext) -> pb.ServerLiveResponse:
-        return self._answer("live", context, lambda: pb.ServerLiveResponse(live=True),
-                            pb.ServerLiveResponse)
+    async def ServerLive(self, request: pb.ServerLiveRequest,  # noqa: N802 (the protocol's name)
+                         context: grpc.aio.ServicerContext) -> pb.ServerLiveResponse:
+        return self._respond(context, self._run("live", lambda: pb.ServerLiveResponse(live=True),
+                                                pb.ServerLiveResponse))
 
-    def ServerReady(self, request: pb.ServerReadyRequest,  # noqa: N802
-                    context: grpc.ServicerContext) -> pb.ServerReadyResponse:
-        return self._answer("ready", context,
-                            lambda: pb.ServerReadyResponse(ready=self.state.ready),
-                            pb.ServerReadyResponse)
+    async def ServerReady(self, request: pb.ServerReadyRequest,  # noqa: N802
+                          context: grpc.aio.ServicerContext) -> pb.ServerReadyResponse:
+        return self._respond(context, self._run(
+            "ready", lambda: pb.ServerReadyResponse(ready=self.state.ready),
+            pb.ServerReadyResponse))
 
-    def ModelReady(self, request: pb.ModelReadyRequest,  # noqa: N802
-                   context: grpc.ServicerContext) -> pb.ModelReadyResponse:
+    async def ModelReady(self, request: pb.ModelReadyRequest,  # noqa: N802
+                         context: grpc.aio.ServicerContext) -> pb.ModelReadyResponse:
         def ready() -> pb.ModelReadyResponse:
             """False, not an error, for a model or version this server does not serve."""
             try:
@@ -82,16 +89,16 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                 return pb.ModelReadyResponse(ready=False)
             return pb.ModelReadyResponse(ready=self.state.ready)
 
-        return self._answer("ready", context, ready, pb.ModelReadyResponse)
+        return self._respond(context, self._run("ready", ready, pb.ModelReadyResponse))
 
-    def ServerMetadata(self, request: pb.ServerMetadataRequest,  # noqa: N802
-                       context: grpc.ServicerContext) -> pb.ServerMetadataResponse:
-        return self._answer("metadata", context,
-                            lambda: pb.ServerMetadataResponse(**self.state.server_metadata()),
-                            pb.ServerMetadataResponse)
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest,  # noqa: N802
+                             context: grpc.aio.ServicerContext) -> pb.ServerMetadataResponse:
+        return self._respond(context, self._run(
+            "metadata", lambda: pb.ServerMetadataResponse(**self.state.server_metadata()),
+            pb.ServerMetadataResponse))
 
-    def ModelMetadata(self, request: pb.ModelMetadataRequest,  # noqa: N802
-                      context: grpc.ServicerContext) -> pb.ModelMetadataResponse:
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest,  # noqa: N802
+                            context: grpc.aio.ServicerContext) -> pb.ModelMetadataResponse:
         def metadata() -> pb.ModelMetadataResponse:
             self.state.check_model(request.name, request.version)
             found = self.state.model_metadata()
@@ -101,15 +108,15 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                 inputs=[tensor(**t) for t in found["inputs"]],
                 outputs=[tensor(**t) for t in found["outputs"]])
 
-        return self._answer("metadata", context, metadata, pb.ModelMetadataResponse)
+        return self._respond(context, self._run("metadata", metadata, pb.ModelMetadataResponse))
 
-    def ModelInfer(self, request: pb.ModelInferRequest,  # noqa: N802
-                   context: grpc.ServicerContext) -> pb.ModelInferResponse:
+    async def ModelInfer(self, request: pb.ModelInferRequest,  # noqa: N802
+                         context: grpc.aio.ServicerContext) -> pb.ModelInferResponse:
         gauge = self.state.metrics.in_flight.labels(self.state.model_name)
         gauge.inc()
         try:
-            return self._answer("infer", context, lambda: self._infer(request),
-                                pb.ModelInferResponse)
+            outcome = self._run("infer", lambda: self._infer(request), pb.ModelInferResponse)
+            return self._respond(context, outcome)
         finally:
             gauge.dec()
 
@@ -126,31 +133,41 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             response.raw_output_contents.append(to_bytes(array, datatype))
         return response
 
-    def _answer(self, route: str, context: grpc.ServicerContext, work: Callable[[], Reply],
-                empty: Callable[[], Reply]) -> Reply:
-        """Runs one RPC: a ProtocolError becomes its gRPC code, anything else INTERNAL."""
+    def _run(self, route: str, work: Callable[[], Reply],
+             empty: Callable[[], Reply]) -> tuple[Reply, grpc.StatusCode, str]:
+        """Runs one RPC's work: a ProtocolError becomes its gRPC code, anything else INTERNAL.
+
+        Returns the reply, the status code and its message; counts it in the metrics.
+        """
         state = self.state
         state.begin()
         started = time.perf_counter()
-        code = grpc.StatusCode.OK
+        code, message = grpc.StatusCode.OK, ""
         try:
             try:
-                return work()
+                return work(), code, message
             except ProtocolError as error:
                 code = _STATUS.get(error.status, grpc.StatusCode.INVALID_ARGUMENT)
                 message = str(error)
             except Exception as error:
                 log.exception("gRPC request failed")
                 code, message = grpc.StatusCode.INTERNAL, f"internal error: {error}"
-            context.set_code(code)
-            context.set_details(message)
-            return empty()
+            return empty(), code, message
         finally:
             state.metrics.latency.labels(state.model_name, "grpc", route).observe(
                 time.perf_counter() - started)
             state.metrics.requests.labels(state.model_name, "grpc", route,
                                           str(_HTTP_EQUIVALENT.get(code, 500))).inc()
             state.end()
+
+    @staticmethod
+    def _respond(context: grpc.aio.ServicerContext,
+                 outcome: tuple[Reply, grpc.StatusCode, str]) -> Reply:
+        reply, code, message = outcome
+        if code != grpc.StatusCode.OK:
+            context.set_code(code)
+            context.set_details(message)
+        return reply
 
 
 def decode_infer_request(request: pb.ModelInferRequest) -> InferRequest:
@@ -199,28 +216,40 @@ def _from_contents(tensor: Any, shape: list[int], where: str) -> np.ndarray:
 
 
 class ModelGRPCServer:
-    """A gRPC server on `address` ("host:port"; port 0 picks a free one)."""
+    """A grpc.aio server on `address` ("host:port"; port 0 picks a free one), on its own
+    event loop thread.
 
-    def __init__(self, address: str, state: ServerState, workers: int = WORKERS) -> None:
-        options = [("grpc.max_receive_message_length", MAX_MESSAGE),
-                   ("grpc.max_send_message_length", MAX_MESSAGE),
-                   ("grpc.so_reuseport", 0)]
-        self.server = grpc.server(ThreadPoolExecutor(max_workers=workers,
-                                                     thread_name_prefix="grpc"),
-                                  options=options)
+    Raises RuntimeError (or OSError) when it cannot listen on `address`.
+    """
+
+    def __init__(self, address: str, state: ServerState) -> None:
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="grpc", daemon=True).start()
+        self.server, self.port = self._wait(self._create(address, state))
+
+    async def _create(self, address: str, state: ServerState) -> tuple[grpc.aio.Server, int]:
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                                          ("grpc.max_send_message_length", MAX_MESSAGE),
+                                          ("grpc.so_reuseport", 0)])
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            InferenceService(state), self.server)
-        self.port = int(self.server.add_insecure_port(address))
-        if self.port == 0:
+            InferenceService(state), server)
+        port = int(server.add_insecure_port(address))
+        if port == 0:
             raise OSError(f"gRPC cannot listen on {address}")
+        return server, port
+
+    def _wait(self, work: Coroutine[Any, Any, Result]) -> Result:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
 
     def start(self) -> None:
-        self.server.start()
+        self._wait(self.server.start())
 
     def stop(self, grace_seconds: float) -> threading.Event:
         """Refuses new RPCs at once; those in flight may finish within the grace (seconds).
 
         The event is set once the server has stopped.
         """
-        event: threading.Event = self.server.stop(grace_seconds)
-        return event
+        stopped = threading.Event()
+        future = asyncio.run_coroutine_threadsafe(self.server.stop(grace_seconds), self.loop)
+        future.add_done_callback(lambda _: stopped.set())
+        return stopped
