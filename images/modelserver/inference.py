@@ -69,7 +69,12 @@ def _check(spec: TensorSpec, array: np.ndarray) -> np.ndarray:
                                 f"{wanted} (shape {spec.shape})")
     if given == spec.datatype:
         return array
-    cast = array.astype(DATATYPES[spec.datatype])
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            cast = array.astype(DATATYPES[spec.datatype])
+    except FloatingPointError as error:
+        raise ProtocolError(f"{where}: {given} values do not fit the model's "
+                            f"{spec.datatype}: {error}") from error
     if cast.dtype.kind in "iu" and not np.array_equal(cast, array):
         raise ProtocolError(f"{where}: {given} values do not fit the model's {spec.datatype}")
     return cast
