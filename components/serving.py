@@ -103,6 +103,8 @@ class ModelService(pulumi.ComponentResource):
         self.register_outputs({"endpoint": self.endpoint})
 
 
+APP_PROTOCOLS = {"http": "http", "grpc": "kubernetes.io/h2c"}
+"""What each port speaks, for gateways and meshes: gRPC is HTTP/2 without TLS (h2c)."""
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 """Flagger scales the target Deployment of a progressive rollout to zero once a version is
 promoted (its `-primary` copy serves): Pulumi must not wait for its pods to be ready."""
@@ -114,9 +116,10 @@ def model_service(name: str, args: ModelServiceArgs,
         name, metadata=object_meta(name, args),
         spec=k8s.core.v1.ServiceSpecArgs(
             type="ClusterIP", selector=args.provenance.selector(COMPONENT),
-            ports=[k8s.core.v1.ServicePortArgs(name=port.name, port=port.container_port,
-                                               target_port=port.name, protocol="TCP")
-                   for port in container_ports(args.serving)]),
+            ports=[k8s.core.v1.ServicePortArgs(
+                name=port.name, port=port.container_port, target_port=port.name,
+                protocol="TCP", app_protocol=APP_PROTOCOLS[str(port.name)])
+                for port in container_ports(args.serving)]),
         opts=opts)
 
 

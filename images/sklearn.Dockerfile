@@ -13,6 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MODEL_NAME=${MODEL_NAME} \
     MODEL_VERSION=${MODEL_VERSION} \
     MODEL_PORT=8080 \
+    MODEL_GRPC_PORT=8081 \
     MODEL_CACHE_DIR=/tmp/model \
     HOME=/tmp
 LABEL org.opencontainers.image.title="modelfleet sklearn model server" \
@@ -26,7 +27,7 @@ COPY modelserver /app/modelserver
 
 RUN groupadd --gid 10001 model && useradd --uid 10001 --gid 10001 --no-create-home model
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 8081
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('MODEL_PORT', '8080') + '/v2/health/live', timeout=2)"]
 ENTRYPOINT ["python", "-m", "modelserver"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import http.client
 import json
+import logging
 import signal
 import socket
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,8 @@ from urllib import error, request
 import numpy as np
 import pytest
 from modelserver.http import ModelHTTPServer, ServerState
-from modelserver.models import load_predictor
+from modelserver.models import ArtifactError, load_predictor
+from modelserver.settings import Settings, SettingsError
 
 from tests.modelserver_support import (
     SlowEstimator,
@@ -23,6 +28,7 @@ from tests.modelserver_support import (
     free_port,
     in_thread,
     save_model,
+    scoring_program,
     server_env,
     server_process,
     trained_model,
@@ -101,18 +107,32 @@ def test_metadata(loaded: str) -> None:
     assert metadata["versions"] == ["1.2.0"]
     assert metadata["platform"] == "sklearn"
     assert metadata["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
-    assert [o["name"] for o in metadata["outputs"]] == ["predict", "predict_proba"]
+    assert metadata["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]},
+                                   {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]}]
 
 
 @pytest.mark.parametrize(("payload", "status", "message"), [
     ({"inputs": []}, 400, "'inputs' must be a non-empty list of tensors"),
     (infer_request([[1.0, 2.0, 3.0]]), 400, "shape [1, 4] holds 4 elements, but data has 3"),
     ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP128", "data": [1, 2, 3, 4]}]},
-     400, "unknown datatype 'FP128'"),
-    ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]},
-     400, "expected 4 features, got 3"),
-    ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
-                  "data": ["a", "b", "c", "d"]}]}, 400, "data is not FP32"),
+     400, "input 'x': unknown datatype 'FP128'"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]},
+     400, "input 'input-0' has 3 elements on axis 1; the model takes 4"),
+    ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]},
+     400, "unknown input 'x'; the model takes 'input-0'"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
+                  "data": ["a", "b", "c", "d"]}]}, 400, "input 'input-0': data is not FP32: 'a'"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "UINT8",
+                  "data": [1, 2, 3, 300]}]}, 400, "input 'input-0': data is not UINT8"),
+    ({"inputs": [{"name": "input-0", "shape": [0, 4], "datatype": "FP64", "data": []}]},
+     400, "input 'input-0' is an empty batch"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "BOOL",
+                  "data": [True, False, True, True]}]},
+     400, "input 'input-0' is BOOL; the model takes FP64"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "INT64",
+                  "data": [1.5, 2, 3, 4]}]}, 400, "input 'input-0': data is not INT64: 1.5"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32",
+                  "data": [1e300, 2, 3, 4]}]}, 400, "input 'input-0': data is not FP32: overflow"),
     (infer_request(ROWS, outputs=[{"name": "logits"}]), 400, "unknown output(s) logits"),
 ])
 def test_bad_requests_get_protocol_errors(loaded: str, payload: dict[str, Any], status: int,
@@ -138,9 +158,10 @@ def test_prometheus_metrics(loaded: str) -> None:
     call(f"{loaded}/v2/models/churn/infer", infer_request(ROWS))
     call(f"{loaded}/v2/models/churn/infer", {"inputs": []})
     text = call(f"{loaded}/metrics").text
-    assert 'modelserver_requests_total{code="200",model="churn",route="infer"} 1.0' in text
-    assert 'modelserver_requests_total{code="400",model="churn",route="infer"} 1.0' in text
-    assert 'modelserver_request_duration_seconds_count{model="churn",route="infer"} 2.0' in text
+    labels = 'model="churn",protocol="http",route="infer"'
+    assert f'modelserver_requests_total{{code="200",{labels}}} 1.0' in text
+    assert f'modelserver_requests_total{{code="400",{labels}}} 1.0' in text
+    assert f'modelserver_request_duration_seconds_count{{{labels}}} 2.0' in text
     assert 'modelserver_requests_in_flight{model="churn"}' in text
     assert 'modelserver_rows_predicted_total{model="churn"} 2.0' in text
 
@@ -184,15 +205,169 @@ def test_sigterm_finishes_requests_in_flight(model: Any, tmp_path: Path) -> None
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
-def test_a_torchscript_model(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch", reason="the torch image's tests need torch")
+def test_a_torch_export_program_describes_itself(tmp_path: Path) -> None:
+    import torch
+
+    path, module = scoring_program(tmp_path / "artifact")
+    predictor = load_predictor(str(path.parent), tmp_path / "cache", flavor="torch")
+    assert predictor.platform == "pytorch_torch_export"
+    assert [t.as_json() for t in predictor.inputs] == [
+        {"name": "features", "datatype": "FP32", "shape": [-1, 3]}]
+    assert [t.as_json() for t in predictor.outputs] == [
+        {"name": "output-0", "datatype": "FP32", "shape": [-1, 2]}]
+    rows = np.array([[0.1, 0.2, 0.3]], dtype=np.float64)  # batch workers send FP64 rows
+    with torch.inference_mode():
+        expected = module(torch.from_numpy(rows.astype(np.float32))).numpy()
+    assert np.allclose(predictor.predict({"features": rows})["output-0"], expected)
+
+
+def test_a_program_wins_over_torchscript_in_one_artifact(tmp_path: Path) -> None:
+    path, _ = scoring_program(tmp_path / "artifact")
+    (path.parent / "a-legacy.pt").write_bytes(b"TorchScript that must not be loaded")
+    predictor = load_predictor(str(path.parent), tmp_path / "cache", flavor="torch")
+    assert predictor.platform == "pytorch_torch_export"
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
+def test_a_torchscript_model_loads_with_a_warning(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    import torch
+
     module = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Softmax(dim=1))
     scripted = torch.jit.script(module.eval())
     path = tmp_path / "model.pt"
-    scripted.save(str(path))
-    predictor = load_predictor(str(path), tmp_path / "cache")
+    scripted.save(str(path))  # type: ignore[no-untyped-call]
+    with caplog.at_level(logging.WARNING, logger="modelserver"):
+        predictor = load_predictor(str(path), tmp_path / "cache")
+    assert "model.pt is TorchScript, which torch deprecates" in caplog.text
     rows = np.array([[0.1, 0.2, 0.3], [1.0, -1.0, 0.5]], dtype=np.float32)
     outputs = predictor.predict({"input-0": rows})
     expected = module(torch.from_numpy(rows)).detach().numpy()
     assert predictor.platform == "pytorch_torchscript"
     assert np.allclose(outputs["output-0"], expected)
+
+
+def test_a_file_that_is_not_a_program_refuses_to_start(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt2"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ArtifactError, match=r"model\.pt2 is not a torch\.export program"):
+        load_predictor(str(path), tmp_path / "cache")
+
+
+def binary_request(url: str, header: dict[str, Any], tail: bytes,
+                   header_length: int | None = None) -> tuple[int, dict[str, str], bytes]:
+    """POSTs a JSON header and binary tensors, as the binary tensor data extension does."""
+    head = json.dumps(header).encode()
+    connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
+    connection.request("POST", "/v2/models/churn/infer", head + tail, {
+        "Inference-Header-Content-Length": str(len(head) if header_length is None
+                                               else header_length)})
+    answer = connection.getresponse()
+    body = answer.read()
+    connection.close()
+    return answer.status, dict(answer.getheaders()), body
+
+
+def test_binary_tensors_in_and_out(loaded: str, model: Any) -> None:
+    rows = np.array(ROWS)
+    header = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64",
+                          "parameters": {"binary_data_size": rows.nbytes}}],
+              "outputs": [{"name": "predict", "parameters": {"binary_data": True}},
+                          {"name": "predict_proba", "parameters": {"binary_data": False}}]}
+    status, headers, body = binary_request(loaded, header, rows.astype("<f8").tobytes())
+    assert status == 200
+    size = int(headers["Inference-Header-Content-Length"])
+    response = json.loads(body[:size])
+    predict, proba = response["outputs"]
+    assert predict == {"name": "predict", "datatype": "INT64", "shape": [2],
+                       "parameters": {"binary_data_size": 16}}
+    assert np.frombuffer(body[size:], dtype="<i8").tolist() == model.predict(rows).tolist()
+    assert np.allclose(np.array(proba["data"]).reshape(2, 2), model.predict_proba(rows))
+
+
+@pytest.mark.parametrize(("header", "tail", "header_length", "message"), [
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
+                  "parameters": {"binary_data_size": 32}}]}, b"\0" * 16, None,
+     "input 'input-0': binary_data_size 32 runs past the end of the body (16 bytes left)"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
+                  "parameters": {"binary_data_size": 24}}]}, b"\0" * 24, None,
+     "input 'input-0': shape [1, 4] holds 4 elements, but data has 3"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
+                  "parameters": {"binary_data_size": 30}}]}, b"\0" * 30, None,
+     "input 'input-0': 30 bytes is not a whole number of FP64 elements"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
+                  "parameters": {"binary_data_size": 32}}]}, b"\0" * 40, None,
+     "8 bytes after the JSON header belong to no input"),
+    ({"inputs": [{"name": "input-0", "shape": [1], "datatype": "BYTES",
+                  "parameters": {"binary_data_size": 6}}]}, b"\x05\0\0\0ab", None,
+     "input 'input-0': a BYTES element of 5 bytes runs past the tensor's binary_data_size"),
+    ({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
+                  "parameters": {"binary_data_size": 32}}]}, b"\0" * 32, 10_000,
+     "Inference-Header-Content-Length 10000 is not within the body"),
+])
+def test_malformed_binary_requests_are_400(loaded: str, header: dict[str, Any], tail: bytes,
+                                           header_length: int | None, message: str) -> None:
+    status, _, body = binary_request(loaded, header, tail, header_length)
+    assert status == 400
+    assert message in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize(("encoding", "compress"), [("gzip", gzip.compress),
+                                                    ("deflate", zlib.compress)])
+def test_compressed_request_bodies(loaded: str, encoding: str, compress: Any) -> None:
+    body = compress(json.dumps(infer_request(ROWS)).encode())
+    raw = request.Request(f"{loaded}/v2/models/churn/infer", data=body, method="POST",
+                          headers={"Content-Encoding": encoding})
+    with request.urlopen(raw, timeout=5) as answer:
+        assert json.loads(answer.read())["outputs"][0]["shape"] == [2]
+    broken = request.Request(f"{loaded}/v2/models/churn/infer", data=b"not " + encoding.encode(),
+                             method="POST", headers={"Content-Encoding": encoding})
+    with pytest.raises(error.HTTPError) as refused:
+        request.urlopen(broken, timeout=5)
+    assert refused.value.code == 400
+
+
+def test_sigterm_drains_grpc_too(model: Any, tmp_path: Path) -> None:
+    import tritonclient.grpc as grpcclient
+
+    path = save_model(SlowEstimator(model, delay=1.5), tmp_path)
+    port, grpc_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    with server_process(server_env(str(path), port, MODEL_GRPC_PORT=str(grpc_port))) as process:
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        tensor = grpcclient.InferInput("input-0", [1, 4], "FP64")
+        tensor.set_data_from_numpy(np.array(ROWS[:1]))
+        thread, result = in_thread(client.infer, "churn", [tensor])
+        wait_until(lambda: 'modelserver_requests_in_flight{model="churn"} 1.0'
+                   in call(f"{url}/metrics").text)
+        process.send_signal(signal.SIGTERM)
+        thread.join(timeout=30)
+        assert result["value"].as_numpy("predict").tolist() == model.predict(ROWS[:1]).tolist()
+        assert process.wait(timeout=30) == 0
+    for closed in (port, grpc_port):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", closed), timeout=1).close()
+
+
+def test_a_grpc_port_in_use_refuses_to_start(model: Any, tmp_path: Path) -> None:
+    path = save_model(model, tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        env = server_env(str(path), free_port(), MODEL_GRPC_PORT=str(busy))
+        with server_process(env, wait_ready=False) as process:
+            process.wait(timeout=60)
+            stderr = process.stderr.read() if process.stderr else ""
+    assert process.returncode == 1
+    assert f"gRPC cannot listen on port {busy}" in stderr
+
+
+def test_grpc_port_setting() -> None:
+    base = {"MODEL_NAME": "churn", "MODEL_URI": "/m"}
+    assert Settings.from_environment(base).grpc_port == 8081
+    assert Settings.from_environment({**base, "MODEL_GRPC_PORT": "0"}).grpc_port == 0
+    with pytest.raises(SettingsError, match="MODEL_GRPC_PORT must be a whole number"):
+        Settings.from_environment({**base, "MODEL_GRPC_PORT": "grpc"})
+    with pytest.raises(SettingsError, match="MODEL_GRPC_PORT must be a port"):
+        Settings.from_environment({**base, "MODEL_GRPC_PORT": "70000"})

@@ -216,8 +216,10 @@ def test_service_autoscaler_budget(dev: Simulation) -> None:
     service = dev.find(SERVICE, "fraud").inputs["spec"]
     assert service["type"] == "ClusterIP"
     assert service["ports"] == [
-        {"name": "http", "port": 9000, "targetPort": "http", "protocol": "TCP"},
-        {"name": "grpc", "port": 8081, "targetPort": "grpc", "protocol": "TCP"}]
+        {"name": "http", "port": 9000, "targetPort": "http", "protocol": "TCP",
+         "appProtocol": "http"},
+        {"name": "grpc", "port": 8081, "targetPort": "grpc", "protocol": "TCP",
+         "appProtocol": "kubernetes.io/h2c"}]
     assert service["selector"] == {"app.kubernetes.io/name": "fraud",
                                    "app.kubernetes.io/component": "server"}
     hpa = dev.find(HPA, "fraud").inputs

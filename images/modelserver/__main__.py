@@ -1,7 +1,8 @@
-"""`python -m modelserver`: serve a model over HTTP, or work a queue, or one partition of a run.
+"""`python -m modelserver`: serve a model over HTTP and gRPC, or work a queue, or one partition.
 
 Every mode listens on MODEL_PORT for liveness, readiness and metrics, so the
-same probes work for servers and workers.
+same probes work for servers and workers; serve mode also answers the protocol
+over gRPC on MODEL_GRPC_PORT (unless it is 0). SIGTERM drains both servers.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import threading
 from pathlib import Path
 
 from modelserver.batch import QueueWorker, run_partition
-from modelserver.http import ModelHTTPServer, ServerState
+from modelserver.http import ModelHTTPServer
 from modelserver.models import ArtifactError, load_predictor
 from modelserver.settings import Settings, SettingsError
+from modelserver.state import ServerState
 from modelserver.storage import StorageError, fetch
 
 log = logging.getLogger("modelserver")
@@ -33,6 +35,18 @@ def main() -> int:
     server = ModelHTTPServer((settings.host, settings.port), state)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     log.info("listening on %s:%d (%s mode)", settings.host, server.port, settings.mode)
+    rpc = None
+    if settings.mode == "serve" and settings.grpc_port:
+        from modelserver.rpc.server import ModelGRPCServer
+
+        try:
+            rpc = ModelGRPCServer(f"{settings.host}:{settings.grpc_port}", state)
+        except (OSError, RuntimeError) as error:
+            log.error("gRPC cannot listen on port %d: %s", settings.grpc_port, error)
+            server.drain(0)
+            return 1
+        rpc.start()
+        log.info("gRPC listening on %s:%d", settings.host, rpc.port)
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -47,6 +61,8 @@ def main() -> int:
                                          settings.model_sha256, settings.flavor)
     except (ArtifactError, StorageError) as error:
         log.error("%s", error)
+        if rpc:
+            rpc.stop(0).wait()
         server.drain(0)
         return 1
     log.info("model %s %s loaded from %s", settings.model_name, settings.model_version,
@@ -55,7 +71,11 @@ def main() -> int:
     if settings.mode == "serve":
         stop.wait()
         log.info("stopping: finishing requests in flight")
+        state.draining = True
+        stopping = rpc.stop(settings.grace_seconds) if rpc else None
         finished = server.drain(settings.grace_seconds)
+        if stopping is not None:
+            stopping.wait(settings.grace_seconds)
         return 0 if finished else 1
     try:
         if settings.mode == "worker":

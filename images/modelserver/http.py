@@ -7,59 +7,49 @@ stops accepting connections and waits for the requests in flight to finish.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
 import socket
-import threading
 import time
-from dataclasses import dataclass, field
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from modelserver.metrics import Metrics
-from modelserver.models import Predictor
-from modelserver.protocol import ProtocolError, decode_request, encode_response
+from modelserver.binary import HEADER, split_body, to_bytes
+from modelserver.protocol import (
+    InferRequest,
+    ProtocolError,
+    datatype_of,
+    decode_request,
+    encode_tensor,
+    select_outputs,
+)
+from modelserver.state import ServerState
 
-SERVER_NAME = "modelfleet-model-server"
-SERVER_VERSION = "1.0.0"
 MAX_BODY = 64 << 20
 IDLE_SECONDS = 5.0
 log = logging.getLogger("modelserver")
 
 _MODEL_ROUTE = re.compile(
     r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<rest>/ready|/infer)?$")
+_DECODERS: dict[str, Callable[[bytes], bytes]] = {"gzip": gzip.decompress,
+                                                  "deflate": zlib.decompress}
+
+__all__ = ["ModelHTTPServer", "ServerState"]
 
 
-@dataclass
-class ServerState:
-    """What the handlers share: the model once loaded, and whether the server is stopping."""
-
-    model_name: str
-    model_version: str
-    metrics: Metrics = field(default_factory=Metrics)
-    predictor: Predictor | None = None
-    draining: bool = False
-    in_flight: int = 0
-    lock: threading.Condition = field(default_factory=threading.Condition)
-
-    @property
-    def ready(self) -> bool:
-        return self.predictor is not None and not self.draining
-
-    def begin(self) -> None:
-        with self.lock:
-            self.in_flight += 1
-
-    def end(self) -> None:
-        with self.lock:
-            self.in_flight -= 1
-            self.lock.notify_all()
-
-    def wait_idle(self, timeout: float) -> bool:
-        with self.lock:
-            return self.lock.wait_for(lambda: self.in_flight == 0, timeout)
+@dataclass(frozen=True)
+class Reply:
+    status: HTTPStatus
+    body: bytes
+    content_type: str = "application/json"
+    header_length: int | None = None
+    """The JSON header's size when binary tensors follow it."""
 
 
 class ModelHTTPServer(ThreadingHTTPServer):
@@ -112,105 +102,125 @@ class Handler(BaseHTTPRequestHandler):
         if route == "infer":
             gauge.inc()
         started = time.perf_counter()
-        status = HTTPStatus.INTERNAL_SERVER_ERROR
+        reply = Reply(HTTPStatus.INTERNAL_SERVER_ERROR, b"")
         try:
-            status, body, content_type = self._dispatch(method, path)
+            reply = self._dispatch(method, path)
         except ProtocolError as error:
-            status, body, content_type = HTTPStatus(error.status), _error(str(error)), "json"
+            reply = Reply(HTTPStatus(error.status), _error(str(error)))
         except Exception as error:
             log.exception("request failed")
-            status, body, content_type = (HTTPStatus.INTERNAL_SERVER_ERROR,
-                                          _error(f"internal error: {error}"), "json")
+            reply = Reply(HTTPStatus.INTERNAL_SERVER_ERROR, _error(f"internal error: {error}"))
         finally:
             if route == "infer":
                 gauge.dec()
         try:
-            self._send(status, body, content_type)
+            self._send(reply)
         finally:
-            state.metrics.latency.labels(state.model_name, route).observe(
+            state.metrics.latency.labels(state.model_name, "http", route).observe(
                 time.perf_counter() - started)
-            state.metrics.requests.labels(state.model_name, route, str(int(status))).inc()
+            state.metrics.requests.labels(state.model_name, "http", route,
+                                          str(int(reply.status))).inc()
             state.end()
 
-    def _dispatch(self, method: str, path: str) -> tuple[HTTPStatus, bytes, str]:
+    def _dispatch(self, method: str, path: str) -> Reply:
         state = self.server.state
         if method == "GET" and path == "/v2/health/live":
-            return HTTPStatus.OK, _json({"live": True}), "json"
+            return _json_reply({"live": True})
         if method == "GET" and path == "/v2/health/ready":
-            status = HTTPStatus.OK if state.ready else HTTPStatus.SERVICE_UNAVAILABLE
-            return status, _json({"ready": state.ready}), "json"
+            return _json_reply({"ready": state.ready}, _ready_status(state))
         if method == "GET" and path == "/metrics":
-            return HTTPStatus.OK, state.metrics.exposition(), "text"
+            return Reply(HTTPStatus.OK, state.metrics.exposition(), "text/plain; version=0.0.4")
         if method == "GET" and path == "/v2":
-            return HTTPStatus.OK, _json({"name": SERVER_NAME, "version": SERVER_VERSION,
-                                         "extensions": []}), "json"
+            return _json_reply(state.server_metadata())
         match = _MODEL_ROUTE.match(path)
         if not match:
-            return HTTPStatus.NOT_FOUND, _error(f"no route for {method} {path}"), "json"
-        self._check_model(match["name"], match["version"])
+            return Reply(HTTPStatus.NOT_FOUND, _error(f"no route for {method} {path}"))
+        state.check_model(match["name"], match["version"])
         rest = match["rest"]
         if method == "GET" and rest is None:
-            return HTTPStatus.OK, _json(self._metadata()), "json"
+            return _json_reply(state.model_metadata())
         if method == "GET" and rest == "/ready":
-            status = HTTPStatus.OK if state.ready else HTTPStatus.SERVICE_UNAVAILABLE
-            return status, _json({"name": state.model_name, "ready": state.ready}), "json"
+            return _json_reply({"name": state.model_name, "ready": state.ready},
+                               _ready_status(state))
         if method == "POST" and rest == "/infer":
-            return HTTPStatus.OK, _json(self._infer()), "json"
-        return HTTPStatus.METHOD_NOT_ALLOWED, _error(f"{method} is not allowed on {path}"), \
-            "json"
+            return self._infer()
+        return Reply(HTTPStatus.METHOD_NOT_ALLOWED, _error(f"{method} is not allowed on {path}"))
 
-    def _check_model(self, name: str, version: str | None) -> None:
+    def _infer(self) -> Reply:
         state = self.server.state
-        if name != state.model_name:
-            raise ProtocolError(f"unknown model '{name}'; this server serves "
-                                f"'{state.model_name}'", 404)
-        if version is not None and version != state.model_version:
-            raise ProtocolError(f"unknown version '{version}' of '{name}'; this server serves "
-                                f"{state.model_version}", 404)
+        header, binary = split_body(self._body(), self.headers.get(HEADER))
+        try:
+            body = json.loads(header or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+            what = "JSON header" if self.headers.get(HEADER) is not None else "body"
+            raise ProtocolError(f"the request {what} is not JSON: {error}") from error
+        request = decode_request(body, binary)
+        return infer_reply(state.model_name, state.model_version, request, state.infer(request))
 
-    def _metadata(self) -> dict[str, Any]:
-        state = self.server.state
-        predictor = state.predictor
-        return {
-            "name": state.model_name,
-            "versions": [state.model_version],
-            "platform": predictor.platform if predictor else "",
-            "inputs": [t.as_json() for t in predictor.inputs] if predictor else [],
-            "outputs": [t.as_json() for t in predictor.outputs] if predictor else [],
-        }
-
-    def _infer(self) -> dict[str, Any]:
-        state = self.server.state
-        predictor = state.predictor
-        if predictor is None:  # a request accepted before a stop is still answered
-            raise ProtocolError(f"model '{state.model_name}' is not ready", 503)
-        request = decode_request(self._body())
-        outputs = predictor.predict(request.inputs)
-        rows = next(iter(request.inputs.values())).shape[0] if request.inputs else 0
-        state.metrics.rows.labels(state.model_name).inc(rows)
-        return encode_response(state.model_name, state.model_version, request.id, outputs,
-                               request.requested_outputs)
-
-    def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
+    def _body(self) -> bytes:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError as error:
+            raise ProtocolError("Content-Length must be a whole number") from error
         if length > MAX_BODY:
             raise ProtocolError(f"request body of {length} bytes is over {MAX_BODY}", 413)
         raw = self.rfile.read(length) if length else b""
+        encoding = (self.headers.get("Content-Encoding") or "identity").lower()
+        if encoding == "identity":
+            return raw
+        if encoding not in _DECODERS:
+            raise ProtocolError(f"Content-Encoding '{encoding}' is not supported "
+                                f"(gzip, deflate or identity)", 415)
         try:
-            return json.loads(raw or b"null")
-        except json.JSONDecodeError as error:
-            raise ProtocolError(f"the request body is not JSON: {error.msg}") from error
+            return _DECODERS[encoding](raw)
+        except (OSError, zlib.error, EOFError) as error:
+            raise ProtocolError(f"the body is not valid {encoding}: {error}") from error
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json" if content_type == "json"
-                         else "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
+    def _send(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        if reply.header_length is not None:
+            self.send_header(HEADER, str(reply.header_length))
         if self.server.state.draining:
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(reply.body)
+
+
+def infer_reply(model: str, version: str, request: InferRequest,
+                outputs: dict[str, Any]) -> Reply:
+    """The response: outputs as JSON `data`, or as binary tensors after the JSON header
+    when the request asks (`binary_data` per output, `binary_data_output` for all)."""
+    tensors: list[dict[str, Any]] = []
+    tail: list[bytes] = []
+    for name, array, binary in select_outputs(outputs, request.outputs):
+        if binary if binary is not None else request.binary_output:
+            datatype = datatype_of(array)
+            raw = to_bytes(array, datatype)
+            tail.append(raw)
+            tensors.append({"name": name, "datatype": datatype, "shape": list(array.shape),
+                            "parameters": {"binary_data_size": len(raw)}})
+        else:
+            tensors.append(encode_tensor(name, array))
+    response: dict[str, Any] = {"model_name": model, "model_version": version,
+                                "outputs": tensors}
+    if request.id is not None:
+        response["id"] = request.id
+    header = _json(response)
+    if not tail:
+        return Reply(HTTPStatus.OK, header)
+    return Reply(HTTPStatus.OK, b"".join([header, *tail]), "application/octet-stream",
+                 len(header))
+
+
+def _ready_status(state: ServerState) -> HTTPStatus:
+    return HTTPStatus.OK if state.ready else HTTPStatus.SERVICE_UNAVAILABLE
+
+
+def _json_reply(value: Any, status: HTTPStatus = HTTPStatus.OK) -> Reply:
+    return Reply(status, _json(value))
 
 
 def _route_name(path: str) -> str:

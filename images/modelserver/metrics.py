@@ -1,4 +1,9 @@
-"""Prometheus metrics of one server: requests, latency, requests in flight, queue work."""
+"""Prometheus metrics of one server: requests, latency, requests in flight, queue work.
+
+HTTP and gRPC share them; `protocol` tells them apart and `code` is the HTTP status,
+or for gRPC the HTTP status its code maps to (OK 200, INVALID_ARGUMENT 400,
+NOT_FOUND 404, UNAVAILABLE 503, INTERNAL 500), so one query finds every error.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +19,10 @@ class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
-        self.requests = Counter("modelserver_requests", "HTTP requests answered",
-                                ["model", "route", "code"], registry=self.registry)
+        self.requests = Counter("modelserver_requests", "HTTP and gRPC requests answered",
+                                ["model", "protocol", "route", "code"], registry=self.registry)
         self.latency = Histogram("modelserver_request_duration_seconds",
-                                 "Time to answer an HTTP request", ["model", "route"],
+                                 "Time to answer a request", ["model", "protocol", "route"],
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.in_flight = Gauge("modelserver_requests_in_flight",
                                "Inference requests being answered", ["model"],

@@ -22,6 +22,8 @@ class Settings:
     mode: str = "serve"
     """`serve` (HTTP), `worker` (queue) or `job` (one partition of a run)."""
     port: int = 8080
+    grpc_port: int = 8081
+    """The protocol over gRPC (serve mode); 0 turns gRPC off. Probes stay on `port`."""
     host: str = "0.0.0.0"
     """All interfaces: the pod's network is the boundary (and its NetworkPolicy)."""
     flavor: str | None = None
@@ -56,6 +58,7 @@ class Settings:
             model_object_version=env.get("MODEL_OBJECT_VERSION") or None,
             mode=mode,
             port=_integer(env, "MODEL_PORT", 8080),
+            grpc_port=_integer(env, "MODEL_GRPC_PORT", 8081),
             host=env.get("MODEL_HOST", "0.0.0.0"),
             flavor=env.get("MODEL_FLAVOR") or None,
             cache_dir=env.get("MODEL_CACHE_DIR", "/tmp/model"),
@@ -73,6 +76,9 @@ class Settings:
             raise SettingsError("worker mode needs QUEUE_URL and OUTPUT_URI")
         if mode == "job" and not (settings.input_uri and settings.output_uri):
             raise SettingsError("job mode needs INPUT_URI and OUTPUT_URI")
+        if not 0 <= settings.grpc_port <= 65535:
+            raise SettingsError(f"MODEL_GRPC_PORT must be a port (1-65535) or 0 for no gRPC, "
+                                f"not {settings.grpc_port}")
         if not 0 <= settings.partition < settings.partitions:
             raise SettingsError(f"JOB_COMPLETION_INDEX {settings.partition} is not below "
                                 f"PARTITIONS {settings.partitions}")
