@@ -38,7 +38,7 @@ class Grant:
                 and self.condition in ("", other.condition))
 
     def describe(self) -> str:
-        text = f"{self.action} on {self.resource}"
+        text = self.action + (f" on {self.resource}" if self.resource else "")
         if self.principal:
             text += f" for {self.principal}"
         if self.condition:
@@ -83,7 +83,7 @@ def grants(policy: dict[str, Any]) -> list[Grant]:
             continue
         effect = str(statement.get("Effect", "Allow"))
         actions = _listed(statement, "Action", "NotAction")
-        resources = _listed(statement, "Resource", "NotResource") or ["(any)"]
+        resources = _listed(statement, "Resource", "NotResource") or [""]
         principal = _canonical(statement.get("Principal") or statement.get("NotPrincipal"))
         condition = _canonical(statement.get("Condition"))
         found += [Grant(effect, action, resource, principal, condition)
@@ -104,7 +104,16 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> PolicyChange:
 
 
 def pretty(policy: dict[str, Any]) -> str:
-    return json.dumps(policy, indent=2, sort_keys=False)
+    """The document as valid JSON with one statement a line: short, and diffable by line."""
+    statements = policy.get("Statement")
+    if not isinstance(statements, list):
+        return json.dumps(policy, indent=2)
+    rest = {k: v for k, v in policy.items() if k != "Statement"}
+    head = json.dumps(rest)[:-1] + (", " if rest else "") + '"Statement": ['
+    lines = [f"  {json.dumps(statement)}," for statement in statements]
+    if lines:
+        lines[-1] = lines[-1][:-1]
+    return "\n".join([head, *lines, "]}"])
 
 
 def _listed(statement: dict[str, Any], key: str, negated: str) -> list[str]:

@@ -84,16 +84,15 @@ def assess(plan: Plan, views: list[ModelView]) -> list[Risk]:
 
 
 def _replacements_and_deletes(view: ModelView, model: str | None) -> list[Risk]:
-    risks = []
-    for change in view.changes:
-        if change.op == "replace" and change.type in GUARDED:
-            risks.append(Risk("danger", model, "replacement", (
-                f"replaces {short_type(change.type)} {change.name} (forced by "
-                f"{', '.join(change.replaced_by)}): {GUARDED[change.type]}")))
-        elif change.op == "delete" and not change.retained:
-            risks.append(Risk("danger", model, "deletion", (
-                f"deletes {short_type(change.type)} {change.name}: it is not retained, "
-                "so the cloud deletes it too")))
+    risks = [Risk("danger", model, "replacement", (
+        f"replaces {short_type(c.type)} {c.name} (forced by {', '.join(c.replaced_by)}): "
+        f"{GUARDED[c.type]}")) for c in view.changes if c.op == "replace" and c.type in GUARDED]
+    deleted = [f"{short_type(c.type)} {c.name}" for c in view.changes
+               if c.op == "delete" and not c.retained]
+    if deleted:
+        risks.append(Risk("danger", model, "deletion", (
+            f"deletes {plural(len(deleted), 'resource')} the cloud does not keep (not retained "
+            f"on delete): {', '.join(deleted)}")))
     return risks
 
 

@@ -99,7 +99,8 @@ def _removed(view: ModelView) -> ModelSummary:
 def _changed(view: ModelView) -> ModelSummary:
     rolls = _rollouts(view)
     lines = [*rolls, *_image(view, bool(rolls)), *_artifact(view), *_scaling(view),
-             *_traffic(view), *_runs(view), *_permissions(view), *_other_fields(view)]
+             *_traffic(view), *_runs(view), *_permissions(view), *_replaced(view),
+             *_other_fields(view)]
     if not lines:
         lines = [_resources_line(view.changes)]
     if view.version_changed:
@@ -157,8 +158,8 @@ def _image(view: ModelView, rolls: bool) -> list[str]:
         elif view.old_build and view.new_build and view.old_build != view.new_build:
             lines.append("image rebuilt: its build context or build arguments changed")
         elif view.version_changed:
-            lines.append(f"image rebuilt for {view.new_version} (tag {view.new_version}) from "
-                         "an unchanged build context")
+            lines.append(f"image rebuilt for {view.new_version} from an unchanged build "
+                         "context")
         else:
             lines.append("image rebuilt: " + ", ".join(p.path for p in change.paths[:MAX_LISTED]))
     lines += [f"prebuilt image changed: {show(f.old)} → {show(f.new)}"
@@ -242,6 +243,14 @@ def _permissions(view: ModelView) -> list[str]:
                 lines.append(f"{change.name} no longer allows " + _listed(
                     [g.describe() for g in diff.removed]))
     return lines
+
+
+def _replaced(view: ModelView) -> list[str]:
+    """Replacements not told above. A version's metadata object moves to the new version's
+    key on every bump (the old one is retained): that is routine, not news."""
+    others = [_named(c) for c in view.changes if c.op == "replace"
+              and c.type not in (DEPLOYMENT, BUCKET_OBJECT)]
+    return [f"also replaces {_listed(others)}"] if others else []
 
 
 def _other_fields(view: ModelView) -> list[str]:
