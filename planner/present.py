@@ -136,11 +136,25 @@ def risks_text(risks: list[Risk]) -> list[str]:
     lines = [f"Risks: {_risk_counts(risks)}"]
     for risk in risks:
         lines.append(f"  {risk.level:<7}  {risk.model or STACK_WIDE}  {risk.kind}: {risk.message}")
-        for side in ("before", "after"):
-            if side in risk.details:
-                lines.append(f"      {side}:")
-                lines += [f"        {line}" for line in pretty(risk.details[side]).splitlines()]
+        if "before" in risk.details and "after" in risk.details:
+            lines.append("      before → after (- before only, + after only):")
+            lines += [f"        {line}" for line in policy_diff(risk.details["before"],
+                                                                risk.details["after"])]
     return lines
+
+
+def policy_diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Both documents in one, a statement a line: unchanged lines once, the rest marked."""
+    old, new = _statement_lines(before), _statement_lines(after)
+    return [line for line in difflib.ndiff(old, new) if not line.startswith("? ")]
+
+
+def _statement_lines(policy: dict[str, Any]) -> list[str]:
+    statements = policy.get("Statement")
+    listed = statements if isinstance(statements, list) else [statements]
+    rest = json.dumps({k: v for k, v in policy.items() if k != "Statement"})
+    return [rest[:-1] + (", " if rest != "{}" else "") + '"Statement": [',
+            *[f"  {json.dumps(statement)}" for statement in listed], "]}"]
 
 
 def _risk_counts(risks: list[Risk]) -> str:

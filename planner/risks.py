@@ -176,9 +176,11 @@ def _widened(view: ModelView, model: str | None) -> list[Risk]:
                 continue
             granted = [g.describe() for g in diff.added]
             granted += [f"no longer denied: {g.describe()}" for g in diff.lifted]
+            instead = f" (and no longer {'; '.join(g.describe() for g in diff.removed)})" \
+                if diff.removed else ""
             risks.append(Risk("warning", model, "iam-widened", (
                 f"{short_type(change.type)} {change.name} ({key}) grants more than before: "
-                + "; ".join(granted)), {
+                + "; ".join(granted) + instead), {
                     "resource": {"type": change.type, "name": change.name, "input": key},
                     "granted": granted, "before": old, "after": new}))
     return risks
