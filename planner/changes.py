@@ -160,28 +160,39 @@ def _propagate(changes: dict[tuple[str, str], ResourceChange],
                after: dict[tuple[str, str], Registration],
                old_inputs: dict[tuple[str, str], dict[str, Any]],
                new_inputs: dict[tuple[str, str], dict[str, Any]]) -> None:
+    # Where each resource's outputs are named in a value that is the same on both sides.
+    naming: dict[str, list[tuple[tuple[str, str], str]]] = {}
+    for key, inputs in new_inputs.items():
+        old = old_inputs.get(key)
+        if old is None:
+            continue
+        for path, value in inputs.items():
+            if isinstance(value, str) and "${" in value and old.get(path) == value:
+                for name in {name for name, _ in references_in(value)}:
+                    naming.setdefault(name, []).append((key, path))
     renewed: set[tuple[str, str]] = set()
-    for change in changes.values():
-        renewed |= renewed_outputs(change)
-    grown = bool(renewed)
-    while grown:  # until nothing more is renewed: each pass only adds paths
-        grown = False
-        for key, registration in after.items():
-            if key not in old_inputs:
-                continue
+    pending = list(changes.values())
+    while pending:  # each renewed output is followed once
+        fresh = set()
+        for change in pending:
+            fresh |= renewed_outputs(change) - renewed
+        renewed |= fresh
+        touched: dict[tuple[str, str], list[str]] = {}
+        for name in sorted({name for name, _ in fresh}):
+            for key, path in naming.get(name, []):
+                if _names_renewed(new_inputs[key][path], fresh):
+                    touched.setdefault(key, []).append(path)
+        pending = []
+        for key, paths in sorted(touched.items()):
             current = changes.get(key)
             known = {p.path for p in current.paths} if current else set()
-            extra = tuple(PathChange(path, value, value, on_apply=True)
-                          for path, value in new_inputs[key].items()
-                          if path not in known and old_inputs[key].get(path) == value
-                          and _names_renewed(value, renewed))
+            extra = tuple(PathChange(path, new_inputs[key][path], new_inputs[key][path],
+                                     on_apply=True) for path in sorted(set(paths) - known))
             if extra:
-                paths = tuple(sorted((current.paths if current else ()) + extra,
-                                     key=lambda p: p.path))
-                changes[key] = _classified(registration, paths)
-                more = renewed_outputs(changes[key]) - renewed
-                renewed |= more
-                grown = grown or bool(more)
+                merged = tuple(sorted((current.paths if current else ()) + extra,
+                                      key=lambda p: p.path))
+                changes[key] = _classified(after[key], merged)
+                pending.append(changes[key])
 
 
 def _names_renewed(value: Any, renewed: set[tuple[str, str]]) -> bool:

@@ -126,8 +126,13 @@ def summary_text(plan: Plan, found: Findings) -> list[str]:
         lines.append(f"  {summary.model}: {summary.headline}")
         lines += [f"    - {line}" for line in summary.lines]
     if found.unchanged:
-        lines.append(f"  unchanged: {', '.join(found.unchanged)}")
+        lines.append(f"  unchanged: {_some(found.unchanged)}")
     return lines
+
+
+def _some(names: list[str], most: int = 8) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def risks_text(risks: list[Risk]) -> list[str]:
@@ -208,7 +213,7 @@ def summary_markdown(plan: Plan, found: Findings) -> list[str]:
         lines.append(f"- **{summary.model}**: {_md(summary.headline)}")
         lines += [f"  - {_md(line)}" for line in summary.lines]
     if found.unchanged:
-        lines.append(f"- unchanged: {', '.join(f'`{name}`' for name in found.unchanged)}")
+        lines.append(f"- unchanged: {_some([f'`{name}`' for name in found.unchanged])}")
     return [*lines, ""]
 
 

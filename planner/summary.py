@@ -141,8 +141,9 @@ def _rollouts(view: ModelView) -> list[str]:
         elif head is not None and any(p.path.startswith("spec.template.")
                                       for p in change.paths):
             rollout = rollout_of(head, scalers_of(view.head))
+            idle = "; none while scaled to zero" if rollout.min_replicas == 0 else ""
             lines.append(f"{rollout.component} pods restart (Deployment {rollout.deployment}): "
-                         f"{rollout.pace()} ({rollout.strategy()}; {rollout.bounds()})")
+                         f"{rollout.pace()} ({rollout.strategy()}; {rollout.bounds()}{idle})")
     return lines
 
 
