@@ -23,6 +23,8 @@ from planner.simulate import Simulation
 
 SIGNS = {"create": "+", "update": "~", "replace": "±", "delete": "-"}
 MARKS = {"info": "🔵", "warning": "🟠", "danger": "🔴"}
+INPUTS_BUDGET = 30_000
+"""Characters of changed inputs in Markdown: a pull request comment holds 65,536 in all."""
 
 
 def _options(registration: Registration) -> str:
@@ -228,7 +230,10 @@ def risks_markdown(risks: list[Risk]) -> list[str]:
         if "before" in risk.details and "after" in risk.details:
             name = risk.details["resource"]["name"]
             lines += ["", f"<details open><summary>{risk.kind}: <code>{name}</code> before and "
-                          "after</summary>", "", "Before:", "", "```json",
+                          "after</summary>", "", "Changed statements (- before only, + after "
+                          "only):", "", "```diff",
+                      *policy_diff(risk.details["before"], risk.details["after"]), "```", "",
+                      "Before:", "", "```json",
                       pretty(risk.details["before"]), "```", "", "After:", "", "```json",
                       pretty(risk.details["after"]), "```", "", "</details>"]
     return [*lines, ""]
@@ -250,10 +255,17 @@ def _changes_markdown(plan: Plan) -> list[str]:
                 note = "retained: the cloud resource is kept"
             lines.append(f"| {SIGNS[change.op]} {change.op} | `{change.type}` "
                          f"`{change.name}` | {note} |")
-        lines += ["", "Every changed input:", "", "```"]
-        for change in changes:
-            lines += _change_lines(change)
-        lines += ["```"]
+        inputs = [line for change in changes for line in _change_lines(change)]
+        kept: list[str] = []
+        size = 0
+        for line in inputs:
+            size += len(line) + 1
+            if size > INPUTS_BUDGET:
+                kept.append(f"… cut here: {len(inputs) - len(kept)} more lines; "
+                            "`--format text` or `--format json` shows every input")
+                break
+            kept.append(line)
+        lines += ["", "Every changed input:", "", "```", *kept, "```"]
     lines += ["", "</details>", ""]
     semantic = manifest_diff(plan)
     if semantic is not None:

@@ -103,6 +103,20 @@ def test_summary_and_risks_come_first_in_text_and_markdown(
     assert "| 🟠 warning | `image-tagger` | `gpu-surge` |" in markdown
 
 
+def test_a_long_markdown_plan_is_cut_before_a_comment_would_overflow(
+        project: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    edit(project, "models.yaml", "version: 1.0.0", "version: 1.1.0", "image-tagger 1.1.0")
+    with inside(project.root):
+        planned = plan_stack(project.root, "dev", base="HEAD~1")
+    whole = render_markdown(planned)
+    monkeypatch.setattr("planner.present.INPUTS_BUDGET", 400)
+    cut = render_markdown(planned)
+    assert "… cut here: " not in whole
+    assert "… cut here: " in cut
+    assert len(cut) < len(whole)
+    assert cut.index("### Risks") < cut.index("… cut here: "), "summary and risks stay whole"
+
+
 def test_a_reordered_env_is_no_change(project: GitRepo,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     edit(project, "models.yaml", "env: {LOG_LEVEL: info}",
@@ -215,6 +229,8 @@ def test_a_run_reading_another_bucket_widens_the_worker_policy(
     code, markdown, _ = plan(project, capsys, "--stack", "dev", "--base", "HEAD~1",
                              "--format", "markdown", "--render", str(tmp_path / "rendered"))
     assert "<code>product-recommender-worker-policy</code> before and after" in markdown
+    assert '```diff\n  {"Version": "2012-10-17", "Statement": [\n' in markdown
+    assert '\n+   {"Sid": "ReadRunInput0Objects", ' in markdown
     assert markdown.count("${product-recommender-queue.arn}") >= 2
     rendered = json.loads((tmp_path / "rendered/aws/RolePolicy-product-recommender-worker-"
                                       "policy.json").read_text())
