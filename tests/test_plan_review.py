@@ -117,6 +117,19 @@ def test_a_long_markdown_plan_is_cut_before_a_comment_would_overflow(
     assert cut.index("### Risks") < cut.index("… cut here: "), "summary and risks stay whole"
 
 
+def test_new_scaling_bounds_are_one_line_and_restart_nothing(
+        project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    edit(project, "models.yaml", "serving: {replicas: {min: 1, max: 2}, env",
+         "serving: {replicas: {min: 1, max: 3}, env", "fraud-detector: a third replica in dev")
+    planned = document(project, capsys)
+    (summary,) = planned["summary"]
+    assert summary["model"] == "fraud-detector"
+    assert summary["lines"] == [
+        "scaling of fraud-detector: 1 to 2 replicas on cpu at 70% → 1 to 3 replicas on cpu "
+        "at 70%"]
+    assert planned["risks"] == []
+
+
 def test_a_reordered_env_is_no_change(project: GitRepo,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     edit(project, "models.yaml", "env: {LOG_LEVEL: info}",
