@@ -176,7 +176,7 @@ def _widened(view: ModelView, model: str | None) -> list[Risk]:
                 continue
             granted = [g.describe() for g in diff.added]
             granted += [f"no longer denied: {g.describe()}" for g in diff.lifted]
-            instead = f" (and no longer {'; '.join(g.describe() for g in diff.removed)})" \
+            instead = f" (and drops {plural(len(diff.removed), 'grant')} it had)" \
                 if diff.removed else ""
             risks.append(Risk("warning", model, "iam-widened", (
                 f"{short_type(change.type)} {change.name} ({key}) grants more than before: "

@@ -117,8 +117,9 @@ def _stack_wide(view: ModelView) -> ModelSummary | None:
     news = [c for c in view.changes if not (c.type == BUCKET_OBJECT and c.op == "update")]
     if not news:
         return None
-    return ModelSummary(view.name, "changed", None, None, "stack-wide resources change",
-                        (_resources_line(news),))
+    headline = "the stack's own resources are created" if all(
+        c.op == "create" for c in news) else "the stack's own resources change"
+    return ModelSummary(view.name, "changed", None, None, headline, (_resources_line(news),))
 
 
 def _rollouts(view: ModelView) -> list[str]:
@@ -272,7 +273,14 @@ def _fields(view: ModelView, prefix: str) -> list[FieldChange]:
 
 
 def _resources_line(changes: list[ResourceChange]) -> str:
-    return "resources change: " + _listed([f"{c.op} {_named(c)}" for c in changes])
+    """`creates 2 (Key registry-key, Bucket registry-bucket); updates 1 (...)`."""
+    parts = []
+    for op, verb in (("create", "creates"), ("update", "updates"), ("replace", "replaces"),
+                     ("delete", "deletes")):
+        named = [_named(c) for c in changes if c.op == op]
+        if named:
+            parts.append(f"{verb} {len(named)} ({_listed(named)})")
+    return "; ".join(parts)
 
 
 def _named(change: ResourceChange) -> str:
