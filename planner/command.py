@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from planner.findings import findings_of
-from planner.plan import Progress, plan_stack
+from planner.plan import Progress, collector_tuned, plan_stack
 from planner.present import render_json, render_markdown, render_text
 from planner.render import write_aws, write_kubernetes
 from planner.risks import at_least
@@ -43,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
         aws = write_aws(plan.head.registrations, folder / "aws")
         print(f"rendered {len(kubernetes)} Kubernetes objects to {folder / 'kubernetes'} and "
               f"{len(aws)} AWS resources to {folder / 'aws'}", file=sys.stderr)
-    findings = findings_of(plan)
-    sys.stdout.write(RENDERERS[args.format](plan, findings))
+    with collector_tuned():  # the review walks both simulations: as many small objects
+        findings = findings_of(plan)
+        sys.stdout.write(RENDERERS[args.format](plan, findings))
     fail_on = getattr(args, "fail_on", None)
     if fail_on:
         if plan.base_ref is None:

@@ -84,7 +84,7 @@ def run_plan(root: Path, stack: StackConfig, label: str,
         if progress is not None and count % 25 == 0:
             progress(f"{label}: {count} resources")
 
-    with _in_folder(root), _collector_tuned():
+    with _in_folder(root), collector_tuned():
         simulation = simulate(program.main, project=str(project_file(root)["name"]),
                               stack=stack.name, config=stack.for_pulumi(),
                               secret_keys=sorted(stack.secrets), preview=True,
@@ -108,7 +108,7 @@ def _in_folder(root: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _collector_tuned() -> Iterator[None]:
+def collector_tuned() -> Iterator[None]:
     """Fewer collections while thousands of small objects are made: linear, not quadratic.
 
     And no source positions: the SDK walks the Python stack (reading source files) for
