@@ -47,6 +47,8 @@ digest, a rewritten object's version. On a replacement every output is new."""
 
 @dataclass(frozen=True)
 class PathChange:
+    """One input path of a resource: its value in the base and in the head."""
+
     path: str
     old: Any
     new: Any
@@ -57,6 +59,8 @@ class PathChange:
 
 @dataclass(frozen=True)
 class ResourceChange:
+    """What the engine would do to one resource, and the inputs that make it do so."""
+
     op: str
     """create, update, replace or delete."""
     type: str

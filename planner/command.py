@@ -23,6 +23,7 @@ RISK_EXIT = 3
 
 
 def run(args: argparse.Namespace) -> int:
+    """Plan, render, print; the exit status of `modelfleet plan` (0, 1 or `RISK_EXIT`)."""
     progress = _progress() if sys.stderr.isatty() else None
     try:
         plan = plan_stack(Path.cwd(), args.stack, manifest=args.manifest, base=args.base,

@@ -67,6 +67,7 @@ def _trigger(trigger: dict[str, Any]) -> str:
 
 
 def is_route(registration: Registration) -> bool:
+    """A Gateway API HTTPRoute, whatever its API version."""
     return registration.type.endswith(HTTP_ROUTE_KIND)
 
 

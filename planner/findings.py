@@ -12,6 +12,8 @@ from planner.summary import ModelSummary, summarize
 
 @dataclass(frozen=True)
 class Findings:
+    """The summaries and risks of a plan, computed once for every format and the gate."""
+
     summaries: list[ModelSummary]
     risks: list[Risk]
     unchanged: list[str]
@@ -21,6 +23,7 @@ class Findings:
 
 
 def findings_of(plan: Plan) -> Findings:
+    """Summaries and risks of the change from the base to the head; none without a base."""
     if plan.base_ref is None:
         return Findings([], [], [], compared=False)
     views = model_views(plan)

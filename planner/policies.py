@@ -22,6 +22,8 @@ POLICY_INPUTS = ("policy", "assumeRolePolicy")
 
 @dataclass(frozen=True)
 class Grant:
+    """One effect on one action and one resource, for one principal, under one condition."""
+
     effect: str
     action: str
     resource: str
@@ -48,6 +50,8 @@ class Grant:
 
 @dataclass(frozen=True)
 class PolicyChange:
+    """How a new version of a policy document differs from the old, in grants."""
+
     added: tuple[Grant, ...]
     """Allowed now and not before."""
     removed: tuple[Grant, ...]
@@ -74,6 +78,8 @@ def document(text: Any) -> dict[str, Any] | None:
 
 
 def grants(policy: dict[str, Any]) -> list[Grant]:
+    """Every (effect, action, resource) a document's statements name; `NotAction` and
+    `NotResource` are kept as `anything but ...`, compared literally."""
     statements = policy.get("Statement")
     if isinstance(statements, dict):
         statements = [statements]
@@ -92,6 +98,7 @@ def grants(policy: dict[str, Any]) -> list[Grant]:
 
 
 def compare(before: dict[str, Any], after: dict[str, Any]) -> PolicyChange:
+    """Grants added, removed, and denials lifted between two versions of a document."""
     old, new = grants(before), grants(after)
     allowed_old = [g for g in old if g.effect == "Allow"]
     allowed_new = [g for g in new if g.effect == "Allow"]

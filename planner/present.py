@@ -99,6 +99,7 @@ def change_summary(changes: list[ResourceChange]) -> str:
 
 
 def render_text(plan: Plan, findings: Findings | None = None) -> str:
+    """The terminal plan: header, summary and risks (with a base), resources by model, changes."""
     found = findings or findings_of(plan)
     grouped = Grouped.of(plan.head)
     lines = _header(plan)
@@ -188,6 +189,7 @@ def _changes_text(plan: Plan) -> list[str]:
 
 
 def render_markdown(plan: Plan, findings: Findings | None = None) -> str:
+    """The pull request comment: summary and risks first, the resource table collapsed."""
     found = findings or findings_of(plan)
     stack = plan.stack
     counts = _counts(plan.head)
@@ -309,4 +311,5 @@ def to_document(plan: Plan, findings: Findings | None = None) -> dict[str, Any]:
 
 
 def render_json(plan: Plan, findings: Findings | None = None) -> str:
+    """`to_document` as indented JSON."""
     return json.dumps(to_document(plan, findings), indent=2, sort_keys=False, default=str) + "\n"

@@ -7,7 +7,7 @@ program exported of it (`manifest.deployed`, `manifest.builds`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,9 @@ from modelfleet.updates import deployed_specs, whole_numbers
 from planner.changes import ResourceChange
 from planner.grouping import STACK_WIDE, Grouped, model_of
 from planner.plan import Plan
+from planner.policies import POLICY_INPUTS, PolicyChange, compare, document
 from planner.recorder import Registration
+from planner.render import plain
 from planner.simulate import Simulation
 
 
@@ -50,13 +52,40 @@ class ModelView:
 
     @property
     def version_changed(self) -> bool:
+        """False for an unchanged version, which must keep naming the same artifact and image."""
         return self.old_version != self.new_version
 
-    def change_of(self, type_: str, name: str) -> ResourceChange | None:
-        return next((c for c in self.changes if c.type == type_ and c.name == name), None)
-
     def before(self, type_: str, name: str) -> Registration | None:
+        """The resource as the base declared it, if it did."""
         return next((r for r in self.base if r.type == type_ and r.name == name), None)
+
+
+@dataclass(frozen=True)
+class DocumentChange:
+    """An IAM policy document of a resource that changes: both versions and how."""
+
+    change: ResourceChange
+    input: str
+    """`policy` or `assumeRolePolicy`."""
+    before: dict[str, Any]
+    after: dict[str, Any]
+    diff: PolicyChange
+
+
+def document_changes(view: ModelView) -> Iterator[DocumentChange]:
+    """Every policy document of the model's updated or replaced resources that differs."""
+    for change in view.changes:
+        if change.op not in ("update", "replace"):
+            continue
+        before = view.before(change.type, change.name)
+        after = next((r for r in view.head if r.key == (change.type, change.name)), None)
+        if before is None or after is None:
+            continue
+        for key in POLICY_INPUTS:
+            old = document(plain(before.inputs).get(key))
+            new = document(plain(after.inputs).get(key))
+            if old is not None and new is not None and old != new:
+                yield DocumentChange(change, key, old, new, compare(old, new))
 
 
 def manifest_diff(plan: Plan) -> ManifestDiff | None:

@@ -23,9 +23,7 @@ from typing import Any
 
 from planner.describe import artifact_files, short_type
 from planner.plan import Plan
-from planner.policies import POLICY_INPUTS, compare, document
-from planner.render import plain
-from planner.review import ModelView, production
+from planner.review import ModelView, document_changes, production
 from planner.rollout import DEPLOYMENT, SCALED_OBJECT, plural, rollout_of, scalers_of
 
 LEVELS = ("info", "warning", "danger")
@@ -42,6 +40,8 @@ GUARDED = {
 
 @dataclass(frozen=True)
 class Risk:
+    """One risk flag of a change."""
+
     level: str
     model: str | None
     """The model at risk; None for the stack as a whole."""
@@ -159,30 +159,19 @@ def _mutations(view: ModelView, model: str | None) -> list[Risk]:
 
 def _widened(view: ModelView, model: str | None) -> list[Risk]:
     risks = []
-    for change in view.changes:
-        if change.op not in ("update", "replace"):
+    for changed in document_changes(view):
+        diff, change = changed.diff, changed.change
+        if not diff.widens:
             continue
-        before = view.before(change.type, change.name)
-        after = next((r for r in view.head if r.key == (change.type, change.name)), None)
-        if before is None or after is None:
-            continue
-        for key in POLICY_INPUTS:
-            old, new = document(plain(before.inputs).get(key)), \
-                document(plain(after.inputs).get(key))
-            if old is None or new is None:
-                continue
-            diff = compare(old, new)
-            if not diff.widens:
-                continue
-            granted = [g.describe() for g in diff.added]
-            granted += [f"no longer denied: {g.describe()}" for g in diff.lifted]
-            instead = f" (and drops {plural(len(diff.removed), 'grant')} it had)" \
-                if diff.removed else ""
-            risks.append(Risk("warning", model, "iam-widened", (
-                f"{short_type(change.type)} {change.name} ({key}) grants more than before: "
-                + "; ".join(granted) + instead), {
-                    "resource": {"type": change.type, "name": change.name, "input": key},
-                    "granted": granted, "before": old, "after": new}))
+        granted = [g.describe() for g in diff.added]
+        granted += [f"no longer denied: {g.describe()}" for g in diff.lifted]
+        instead = f" (and drops {plural(len(diff.removed), 'grant')} it had)" \
+            if diff.removed else ""
+        risks.append(Risk("warning", model, "iam-widened", (
+            f"{short_type(change.type)} {change.name} ({changed.input}) grants more than "
+            "before: " + "; ".join(granted) + instead), {
+                "resource": {"type": change.type, "name": change.name, "input": changed.input},
+                "granted": granted, "before": changed.before, "after": changed.after}))
     return risks
 
 

@@ -74,11 +74,13 @@ class Rollout:
         return self.gpus_per_pod * self.surge_at(low), self.gpus_per_pod * self.surge_at(high)
 
     def strategy(self) -> str:
+        """`maxSurge 25%, maxUnavailable 0` as declared, or `strategy Recreate`."""
         if self.recreate:
             return "strategy Recreate"
         return f"maxSurge {self.max_surge}, maxUnavailable {self.max_unavailable}"
 
     def bounds(self) -> str:
+        """`1 to 4 replicas`, or `2 replicas` when fixed."""
         if self.min_replicas == self.max_replicas:
             return plural(self.min_replicas, "replica")
         return f"{self.min_replicas} to {self.max_replicas} replicas"
@@ -99,6 +101,7 @@ class Rollout:
 
 
 def plural(count: int, noun: str) -> str:
+    """`1 replica`, `2 replicas`."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
@@ -175,6 +178,7 @@ def _bounds(name: str, spec: dict[str, Any],
 
 
 def scalers_of(registrations: Iterable[Registration]) -> list[Registration]:
+    """The HorizontalPodAutoscalers and KEDA ScaledObjects among `registrations`."""
     return [r for r in registrations if r.type in HPA_TYPES or r.type == SCALED_OBJECT]
 
 

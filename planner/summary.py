@@ -15,9 +15,8 @@ from modelfleet.diff import FieldChange
 from modelfleet.report import show
 from planner.changes import ResourceChange
 from planner.describe import artifact_files, is_route, scalings, short_type, traffic
-from planner.policies import POLICY_INPUTS, compare, document
 from planner.render import plain
-from planner.review import ModelView
+from planner.review import ModelView, document_changes
 from planner.rollout import DEPLOYMENT, plural, rollout_of, scalers_of
 
 DOCKER_IMAGE = "docker:index/image:Image"
@@ -32,6 +31,8 @@ MAX_LISTED = 4
 
 @dataclass(frozen=True)
 class ModelSummary:
+    """One model's change in words: a headline and a line per thing that happens to it."""
+
     model: str
     """A model's name, or `(stack-wide)`."""
     change: str
@@ -225,25 +226,13 @@ def _runs(view: ModelView) -> list[str]:
 
 def _permissions(view: ModelView) -> list[str]:
     lines = []
-    for change in view.changes:
-        if change.op not in ("update", "replace"):
-            continue
-        before = view.before(change.type, change.name)
-        after = next((r for r in view.head if r.key == (change.type, change.name)), None)
-        if before is None or after is None:
-            continue
-        for key in POLICY_INPUTS:
-            old, new = document(plain(before.inputs).get(key)), \
-                document(plain(after.inputs).get(key))
-            if old is None or new is None or old == new:
-                continue
-            diff = compare(old, new)
-            if diff.added:
-                lines.append(f"{change.name} now allows " + _listed(
-                    [g.describe() for g in diff.added]))
-            if diff.removed:
-                lines.append(f"{change.name} no longer allows " + _listed(
-                    [g.describe() for g in diff.removed]))
+    for changed in document_changes(view):
+        name, diff = changed.change.name, changed.diff
+        if diff.added:
+            lines.append(f"{name} now allows " + _listed([g.describe() for g in diff.added]))
+        if diff.removed:
+            lines.append(f"{name} no longer allows "
+                         + _listed([g.describe() for g in diff.removed]))
     return lines
 
 
