@@ -18,13 +18,13 @@ from components.batch import queue_name
 from components.cluster import ClusterSettings, GpuPlacement
 from components.fleet import ModelFleet, ModelFleetArgs
 from components.image import ImageBuild
-from components.model import DeployedModel, DeployedModelArgs
+from components.model import CandidateRelease, DeployedModel, DeployedModelArgs
 from components.provenance import Provenance, StackScope
 from components.registry import ModelRegistryArgs
 from modelfleet.problems import ManifestError, Problem, SourceError
 from modelfleet.release import ModelRelease, Release, load_release
 from modelfleet.settings import CONFIG_KEYS, NAMESPACE, StackSettings
-from modelfleet.updates import change_report, deployed_record
+from modelfleet.updates import change_report, deployed_record, version_conflicts
 
 
 def read_settings() -> StackSettings:
@@ -73,7 +73,9 @@ def cluster_settings(settings: StackSettings) -> ClusterSettings:
         gpu=GpuPlacement(dict(settings.gpu_node_selector), settings.gpu_toleration_key),
         region=aws_region() or "",
         keda=settings.keda,
-        keda_service_account=settings.keda_service_account)
+        keda_service_account=settings.keda_service_account,
+        prometheus_address=settings.prometheus_address or "",
+        gateway=settings.gateway)
 
 
 def aws_region() -> str | None:
@@ -83,11 +85,11 @@ def aws_region() -> str | None:
 def model_args(model: ModelRelease, scope: StackScope, settings: StackSettings,
                cluster: ClusterSettings) -> DeployedModelArgs:
     spec = model.spec
-    build = spec.image.build
+    provenance = Provenance(spec.name, spec.version, spec.team, model.origin.commit,
+                            model.origin.digest, scope)
     return DeployedModelArgs(
         spec=spec,
-        provenance=Provenance(spec.name, spec.version, spec.team, model.origin.commit,
-                              model.origin.digest, scope),
+        provenance=provenance,
         environment=settings.environment,
         cluster=cluster,
         repository_name=f"{scope.project}/{scope.stack}/{spec.name}".lower(),
@@ -96,10 +98,30 @@ def model_args(model: ModelRelease, scope: StackScope, settings: StackSettings,
         artifact_files=tuple(ArtifactFile(f.key, f.path, f.sha256)
                              for f in model.artifact_files),
         single_file_artifact=model.single_file_artifact,
-        build=ImageBuild(model.build_context, model.dockerfile, dict(build.args),
-                         settings.image_platform)
-        if build and model.build_context and model.dockerfile else None,
-        untagged_image_days=settings.untagged_image_days)
+        build=image_build(model, settings),
+        untagged_image_days=settings.untagged_image_days,
+        candidates=tuple(candidate_release(candidate, provenance, settings)
+                         for candidate in model.candidates))
+
+
+def image_build(model: ModelRelease, settings: StackSettings) -> ImageBuild | None:
+    build = model.spec.image.build
+    if build and model.build_context and model.dockerfile:
+        return ImageBuild(model.build_context, model.dockerfile, dict(build.args),
+                          settings.image_platform)
+    return None
+
+
+def candidate_release(candidate: ModelRelease, provenance: Provenance,
+                      settings: StackSettings) -> CandidateRelease:
+    return CandidateRelease(
+        name=candidate.candidate or "",
+        spec=candidate.spec,
+        provenance=provenance.for_candidate(candidate.candidate or "", candidate.spec.version),
+        artifact_files=tuple(ArtifactFile(f.key, f.path, f.sha256)
+                             for f in candidate.artifact_files),
+        single_file_artifact=candidate.single_file_artifact,
+        build=image_build(candidate, settings))
 
 
 def providers() -> list[pulumi.ProviderResource]:
@@ -127,6 +149,25 @@ def report_changes(release: Release, fleet: ModelFleet) -> None:
     previous = pulumi.StackReference("last-deployment", stack_name=stack,
                                      opts=pulumi.ResourceOptions(parent=fleet))
     previous.outputs.apply(lambda outputs: log_lines(change_report(outputs, release)))
+    previous.outputs.apply(lambda outputs: guard_versions(outputs, release))
+
+
+def guard_versions(outputs: Any, release: Release) -> None:
+    """A version whose artifact changed: refused in stacks that require approval, else warned.
+
+    Refusing fails the update from here, once the previous outputs are read.
+    """
+    conflicts = version_conflicts(outputs, release)
+    if not conflicts:
+        return
+    if not release.settings.require_approved:
+        for line in conflicts:
+            pulumi.log.warn(line)
+        return
+    for line in conflicts:
+        pulumi.log.error(line)
+    raise pulumi.RunError(f"{len(conflicts)} model version(s) would name another artifact; "
+                          "bump their versions")
 
 
 def log_lines(lines: list[str]) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.provenance import Provenance
+from modelfleet import layout
+from modelfleet.layout import ArtifactFileRecord, MetadataRecord, artifact_prefix
 from modelfleet.schema import ModelSpec
 
 
@@ -27,6 +28,10 @@ class ArtifactFile:
     path: str
     """Local path of the file to upload."""
     sha256: str
+
+
+metadata_key = layout.metadata_key
+"""`models/<name>/<version>/metadata.json`, as modelfleet.layout defines it."""
 
 
 @dataclass(frozen=True)
@@ -43,14 +48,6 @@ class ModelArtifactArgs:
     manifest_file: str = "models.yaml"
 
 
-def version_prefix(model: str, version: str) -> str:
-    return f"models/{model}/{version}/"
-
-
-def metadata_key(model: str, version: str) -> str:
-    return version_prefix(model, version) + "metadata.json"
-
-
 class ModelArtifact(pulumi.ComponentResource):
     """The artifact of one model version and `models/<name>/<version>/metadata.json`."""
 
@@ -63,7 +60,7 @@ class ModelArtifact(pulumi.ComponentResource):
         super().__init__("modelfleet:registry:ModelArtifact", name, None, opts)
         kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         model = args.model
-        prefix = version_prefix(model.name, model.version) + "artifact/"
+        prefix = artifact_prefix(model.name, model.version)
         tags = args.provenance.aws_tags()
         for file in args.files:
             aws.s3.BucketObjectv2(
@@ -77,8 +74,9 @@ class ModelArtifact(pulumi.ComponentResource):
             self.uri = pulumi.Output.concat("s3://", args.bucket_name, "/", target)
         key = metadata_key(model.name, model.version)
         record = pulumi.Output.all(self.uri, args.image_reference).apply(
-            lambda resolved: json.dumps(metadata_record(args, resolved[0], resolved[1]),
-                                        indent=2, sort_keys=True))
+            lambda resolved: json.dumps(
+                metadata_record(args, resolved[0], resolved[1]).document(),
+                indent=2, sort_keys=True))
         aws.s3.BucketObjectv2(f"{name}-metadata", bucket=args.bucket_name, key=key,
                               content=record, content_type="application/json", tags=tags,
                               opts=kept)
@@ -87,26 +85,15 @@ class ModelArtifact(pulumi.ComponentResource):
 
 
 def metadata_record(args: ModelArtifactArgs, artifact_uri: str,
-                    image_reference: str) -> dict[str, Any]:
+                    image_reference: str) -> MetadataRecord:
     """What clients read about a model version; written once per version and on its changes."""
     model = args.model
-    return {
-        "apiVersion": "modelfleet/v1",
-        "name": model.name,
-        "version": model.version,
-        "team": model.team,
-        "stage": model.stage,
-        "environment": args.environment,
-        "artifact": {
-            "uri": artifact_uri,
-            "sha256": model.artifact.sha256 or (
-                args.files[0].sha256 if args.single_file else None),
-            "files": [{"key": f.key, "sha256": f.sha256} for f in args.files],
-        },
-        "image": image_reference,
-        "manifest": {
-            "file": args.manifest_file,
-            "commit": args.provenance.commit,
-            "digest": args.provenance.manifest_digest,
-        },
-    }
+    return MetadataRecord(
+        name=model.name, version=model.version, team=model.team, stage=model.stage,
+        environment=args.environment, artifact_uri=artifact_uri,
+        artifact_sha256=model.artifact.sha256 or (
+            args.files[0].sha256 if args.single_file else None),
+        files=tuple(ArtifactFileRecord(f.key, f.sha256) for f in args.files),
+        image=image_reference, manifest_file=args.manifest_file,
+        commit=args.provenance.commit, manifest_digest=args.provenance.manifest_digest,
+        artifact_version_id=model.artifact.version_id)

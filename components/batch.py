@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.autoscaling import KEDA_API, SWITCHABLE
 from components.identity import (
     STS_AUDIENCE,
     WorkloadIdentity,
@@ -28,12 +29,15 @@ from components.podspec import (
     PodOptions,
     hardened_pod_template,
     http_probes,
+    metrics_annotations,
     model_env,
+    rolling_update,
 )
 from components.provenance import Provenance
 from components.queue import WorkQueue, WorkQueueArgs
 from components.serving import LIVE_PATH, READY_PATH
 from components.workload import ModelWorkloadArgs
+from modelfleet.layout import outputs_prefix, run_prefix
 from modelfleet.schema import Batch, BatchRun
 
 WORKER = "worker"
@@ -43,7 +47,6 @@ SHUTDOWN_MARGIN_SECONDS = 30
 POLLING_SECONDS = 15
 RUN_TTL_SECONDS = 7 * 24 * 3600
 RUN_RETRIES_PER_PARTITION = 3
-KEDA_API = "keda.sh/v1alpha1"
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,8 @@ class BatchWorkers(pulumi.ComponentResource):
             visibility_timeout_seconds=batch.visibility_timeout_seconds,
             max_receive_count=batch.max_receive_count), child)
         identity = WorkloadIdentity(f"{name}-worker", worker_identity(args, queue), child)
-        outputs = pulumi.Output.concat("s3://", args.registry.bucket_name, f"/outputs/{name}/")
+        outputs = pulumi.Output.concat("s3://", args.registry.bucket_name, "/",
+                                       outputs_prefix(name))
         deployment = k8s.apps.v1.Deployment(
             f"{name}-worker", metadata=object_meta(f"{name}-worker", args, WORKER),
             spec=worker_deployment_spec(args, identity, queue.url, outputs), opts=child)
@@ -102,11 +106,12 @@ class BatchWorkers(pulumi.ComponentResource):
 
 
 def object_meta(name: str, args: BatchWorkersArgs, component: str,
-                extra: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
+                extra: dict[str, str] | None = None,
+                annotations: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
     return k8s.meta.v1.ObjectMetaArgs(
         name=name, namespace=args.cluster.object_namespace,
         labels={**args.provenance.labels(component), **(extra or {})},
-        annotations=args.provenance.annotations())
+        annotations={**args.provenance.annotations(), **(annotations or {})})
 
 
 def worker_identity(args: BatchWorkersArgs, queue: WorkQueue) -> WorkloadIdentityArgs:
@@ -138,7 +143,7 @@ def worker_identity(args: BatchWorkersArgs, queue: WorkQueue) -> WorkloadIdentit
              "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn},
         ]
         if external:
-            found += read_uri(external, "ReadArtifact")
+            found += read_uri(external, "ReadArtifact", args.spec.artifact.version_id)
         for index, uri in enumerate(run_inputs):
             found += read_uri(uri, f"ReadRunInput{index}")
         return found
@@ -153,7 +158,8 @@ def worker_container(args: BatchWorkersArgs, name: str, mode: str,
                      extra: dict[str, pulumi.Input[str]]) -> ModelContainer:
     """The model image in `worker` (queue) or `job` (one partition of a run) mode."""
     batch = args.batch
-    env = model_env(args.provenance, args.artifact_uri, args.spec.artifact.sha256, {})
+    env = model_env(args.provenance, args.artifact_uri, args.spec.artifact.sha256, {},
+                    object_version=args.spec.artifact.version_id)
     env += [("MODEL_MODE", mode), ("MODEL_PORT", str(HEALTH_PORT)),
             ("AWS_REGION", args.cluster.region), *extra.items(), *sorted(batch.env.items())]
     return ModelContainer(
@@ -161,7 +167,8 @@ def worker_container(args: BatchWorkersArgs, name: str, mode: str,
         resources=batch.resources,
         ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=HEALTH_PORT,
                                              protocol="TCP")],
-        probes=http_probes("http", READY_PATH, LIVE_PATH) if mode == WORKER else None)
+        probes=http_probes("http", READY_PATH, LIVE_PATH, batch.startup_seconds)
+        if mode == WORKER else None)
 
 
 def worker_deployment_spec(args: BatchWorkersArgs, identity: WorkloadIdentity,
@@ -173,15 +180,13 @@ def worker_deployment_spec(args: BatchWorkersArgs, identity: WorkloadIdentity,
         "VISIBILITY_TIMEOUT_SECONDS": str(batch.visibility_timeout_seconds)})
     return k8s.apps.v1.DeploymentSpecArgs(
         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.provenance.selector(WORKER)),
-        strategy=k8s.apps.v1.DeploymentStrategyArgs(
-            type="RollingUpdate",
-            rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0,
-                                                                   max_surge="25%")),
+        strategy=rolling_update(batch),
         revision_history_limit=5,
         template=hardened_pod_template(
             args.provenance, WORKER, container, args.cluster,
-            PodOptions(service_account=identity.service_account_name,
-                       termination_grace_seconds=grace_period(batch))))
+            PodOptions(service_account=identity.service_account_name, settings=batch,
+                       termination_grace_seconds=grace_period(batch),
+                       annotations=metrics_annotations(HEALTH_PORT))))
 
 
 def no_ingress(provenance: Provenance) -> k8s.networking.v1.NetworkPolicySpecArgs:
@@ -258,7 +263,7 @@ def cpu_autoscaler(name: str, args: BatchWorkersArgs, deployment: k8s.apps.v1.De
     """Without KEDA: a plain HPA on CPU, which cannot scale to zero."""
     batch = args.batch
     k8s.autoscaling.v2.HorizontalPodAutoscaler(
-        name, metadata=object_meta(name, args, WORKER),
+        name, metadata=object_meta(name, args, WORKER, annotations=SWITCHABLE),
         spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
             scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
                 api_version="apps/v1", kind="Deployment", name=deployment.metadata.name),
@@ -284,8 +289,8 @@ def run_job(model: str, run: BatchRun, args: BatchWorkersArgs, identity: Workloa
     parallelism = run.parallelism or min(run.partitions, batch.max_workers)
     container = worker_container(args, RUN, "job", {
         "INPUT_URI": run.input, "PARTITIONS": str(run.partitions),
-        "OUTPUT_URI": pulumi.Output.concat("s3://", args.registry.bucket_name,
-                                           f"/outputs/{model}/{run.id}/")})
+        "OUTPUT_URI": pulumi.Output.concat("s3://", args.registry.bucket_name, "/",
+                                           run_prefix(model, run.id))})
     run_label = {"modelfleet.dev/run": run.id}
     return k8s.batch.v1.Job(
         name,
@@ -298,7 +303,7 @@ def run_job(model: str, run: BatchRun, args: BatchWorkersArgs, identity: Workloa
             ttl_seconds_after_finished=RUN_TTL_SECONDS,
             template=hardened_pod_template(
                 args.provenance, RUN, container, args.cluster,
-                PodOptions(service_account=identity.service_account_name,
+                PodOptions(service_account=identity.service_account_name, settings=batch,
                            termination_grace_seconds=SHUTDOWN_MARGIN_SECONDS,
                            restart_policy="Never", extra_labels=run_label))),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(

@@ -34,6 +34,10 @@ class ClusterSettings:
     keda: bool = True
     """Whether KEDA is installed; without it, batch workers scale on CPU, never to zero."""
     keda_service_account: str = "keda/keda-operator"
+    prometheus_address: str = ""
+    gateway: str | None = None
+    """`namespace/name` of the Gateway every online model gets an HTTPRoute on."""
+    """Prometheus that KEDA reads request metrics from (models scaled on concurrency or rps)."""
     """`namespace/name` of KEDA's operator: the only identity that may read queue depths."""
     namespace_resource: pulumi.Input[str] | None = None
     """The namespace as an output of its resource, when the stack creates it: using it

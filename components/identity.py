@@ -102,12 +102,19 @@ def read_prefix(bucket: str, prefix: str, sid: str) -> list[dict[str, Any]]:
     ]
 
 
-def read_uri(uri: str, sid: str) -> list[dict[str, Any]]:
-    """Read one artifact given as `s3://bucket/key` (or everything below `key/`)."""
+def read_uri(uri: str, sid: str, version_id: str | None = None) -> list[dict[str, Any]]:
+    """Read one artifact given as `s3://bucket/key` (or everything below `key/`).
+
+    With `version_id` (a pinned S3 object version), also `s3:GetObjectVersion` on
+    that one object: S3 requires it for a GET that names a version.
+    """
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     if key.endswith("/"):
         return read_prefix(bucket, key, sid)
-    return [{"Sid": f"{sid}Object", "Effect": "Allow", "Action": ["s3:GetObject"],
+    actions = ["s3:GetObject"]
+    if version_id:
+        actions.append("s3:GetObjectVersion")
+    return [{"Sid": f"{sid}Object", "Effect": "Allow", "Action": actions,
              "Resource": f"arn:aws:s3:::{bucket}/{key}"}]
 
 

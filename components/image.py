@@ -51,6 +51,8 @@ class ModelImage(pulumi.ComponentResource):
     reference: pulumi.Output[str]
     """`registry/name@sha256:...`: what pods run."""
     repository_url: pulumi.Output[str]
+    repository: aws.ecr.Repository
+    """Where candidates' images are built into too."""
 
     def __init__(self, name: str, args: ModelImageArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -68,6 +70,7 @@ class ModelImage(pulumi.ComponentResource):
             self.reference = pulumi.Output.from_input(args.ref)
         else:
             raise ValueError(f"model {name}: an image needs a build or a ref")
+        self.repository = repository
         self.repository_url = repository.repository_url
         self.register_outputs({"reference": self.reference,
                                "repository_url": self.repository_url})

@@ -15,8 +15,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.provenance import StackScope
-
-INDEX_KEY = "index.json"
+from modelfleet.layout import INDEX_KEY, IndexModel
+from modelfleet.layout import index_document as layout_index_document
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,7 @@ class RegistryIndex(pulumi.ComponentResource):
 
 
 def index_document(args: RegistryIndexArgs, resolved: list[tuple[str, str]]) -> dict[str, Any]:
-    return {
-        "apiVersion": "modelfleet/v1",
-        "stack": args.scope.stack,
-        "environment": args.scope.environment,
-        "models": [
-            {"name": e.name, "version": e.version, "team": e.team, "stage": e.stage,
-             "metadata": e.metadata_key, "commit": e.commit, "artifact": uri, "image": image}
-            for e, (uri, image) in zip(args.entries, resolved, strict=True)
-        ],
-    }
+    return layout_index_document(args.scope.stack, args.scope.environment, [
+        IndexModel(name=e.name, version=e.version, team=e.team, stage=e.stage,
+                   metadata=e.metadata_key, commit=e.commit, artifact=uri, image=image)
+        for e, (uri, image) in zip(args.entries, resolved, strict=True)])

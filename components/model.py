@@ -8,11 +8,13 @@ import pulumi
 
 from components.artifact import ArtifactFile, ModelArtifact, ModelArtifactArgs
 from components.batch import BatchWorkers, BatchWorkersArgs
+from components.candidate import ModelCandidate, ModelCandidateArgs
 from components.cluster import ClusterSettings
 from components.image import ImageBuild, ModelImage, ModelImageArgs
 from components.provenance import Provenance
 from components.registry import ModelRegistry
 from components.serving import ModelService, ModelServiceArgs
+from components.traffic import ModelRoute, ModelRouteArgs
 from components.workload import RegistryAccess
 from modelfleet.schema import ModelSpec
 
@@ -30,6 +32,18 @@ class DeployedModelArgs:
     single_file_artifact: bool = False
     build: ImageBuild | None = None
     untagged_image_days: int = 14
+    candidates: tuple[CandidateRelease, ...] = ()
+    """The candidates' own versions, artifacts and builds (serving only)."""
+
+
+@dataclass(frozen=True)
+class CandidateRelease:
+    name: str
+    spec: ModelSpec
+    provenance: Provenance
+    artifact_files: tuple[ArtifactFile, ...] = ()
+    single_file_artifact: bool = False
+    build: ImageBuild | None = None
 
 
 class DeployedModel(pulumi.ComponentResource):
@@ -61,6 +75,19 @@ class DeployedModel(pulumi.ComponentResource):
                 spec=args.spec, provenance=args.provenance, cluster=args.cluster,
                 image=image.reference, artifact_uri=artifact.uri, registry=access), child)
             self.endpoint = service.endpoint
+            for candidate in args.candidates:
+                ModelCandidate(f"{name}-{candidate.name}", ModelCandidateArgs(
+                    spec=candidate.spec, provenance=candidate.provenance,
+                    environment=args.environment, cluster=args.cluster,
+                    manifest_file=args.manifest_file, registry=access,
+                    artifact_files=candidate.artifact_files,
+                    single_file_artifact=candidate.single_file_artifact,
+                    build=candidate.build), image, child)
+            serving = args.spec.serving
+            if args.cluster.gateway and serving.rollout.strategy != "progressive":
+                ModelRoute(name, ModelRouteArgs(
+                    provenance=args.provenance, cluster=args.cluster, port=serving.port,
+                    candidates=tuple(serving.candidates)), child)
         self.workers = None
         if args.spec.batch is not None:
             self.workers = BatchWorkers(name, BatchWorkersArgs(

@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster import ClusterSettings
 from components.provenance import Provenance
-from modelfleet.schema import Resources
+from modelfleet.schema import PodSettings, Resources
 
 RUN_AS = 10001
 """Above 10000, so the uid cannot collide with a host user (checkov CKV_K8S_40)."""
@@ -50,19 +50,52 @@ class ModelContainer:
 @dataclass(frozen=True)
 class PodOptions:
     service_account: pulumi.Input[str]
+    settings: PodSettings
+    """The manifest's pod settings: placement (node selector, tolerations, priority)."""
     termination_grace_seconds: int = 30
     restart_policy: str | None = None
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
-def http_probes(port: str, ready: str, live: str, startup_budget_seconds: int = 600) -> Probes:
-    """Readiness and startup on the readiness path: a model is up once it has loaded."""
+STARTUP_PERIOD_SECONDS = 5
+READINESS = (5, 3)
+"""(period, failures): out of the Service after 15 s of failing readiness..."""
+LIVENESS = (10, 3)
+"""...and restarted only after 30 s of failing liveness: a busy pod is first taken out of
+rotation, never killed before readiness could have spared it."""
+
+
+def http_probes(port: str, ready: str, live: str, startup_budget_seconds: int) -> Probes:
+    """Readiness and startup on the readiness path: a model is up once it has loaded.
+
+    The startup probe allows `startup_budget_seconds` (the manifest's `startupSeconds`) for
+    loading; Kubernetes runs neither liveness nor readiness until it has passed.
+    """
     def get(path: str, period: int, failures: int) -> k8s.core.v1.ProbeArgs:
         return k8s.core.v1.ProbeArgs(
             http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=port),
             period_seconds=period, timeout_seconds=2, failure_threshold=failures)
-    return Probes(readiness=get(ready, 5, 3), liveness=get(live, 10, 3),
-                  startup=get(ready, 5, max(1, startup_budget_seconds // 5)))
+    startup_failures = max(1, -(-startup_budget_seconds // STARTUP_PERIOD_SECONDS))
+    return Probes(readiness=get(ready, *READINESS), liveness=get(live, *LIVENESS),
+                  startup=get(ready, STARTUP_PERIOD_SECONDS, startup_failures))
+
+
+def metrics_annotations(port: int) -> dict[str, str]:
+    """Where Prometheus scrapes the model server's own metrics (the `prometheus.io/*` pod
+    annotations that Prometheus' standard `kubernetes-pods` scrape job reads)."""
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port),
+            "prometheus.io/path": "/metrics"}
+
+
+def rolling_update(settings: PodSettings) -> k8s.apps.v1.DeploymentStrategyArgs:
+    """The manifest's rollout budget; without one, no surge pod for GPU models (a GPU pool
+    has no spare GPU for it, and the rollout would wait forever), 25% surge otherwise."""
+    surge, unavailable = settings.rollout_budget()
+    return k8s.apps.v1.DeploymentStrategyArgs(
+        type="RollingUpdate",
+        rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_surge=surge,
+                                                               max_unavailable=unavailable))
 
 
 def resource_requirements(resources: Resources) -> k8s.core.v1.ResourceRequirementsArgs:
@@ -102,10 +135,10 @@ def hardened_pod_template(provenance: Provenance, component: str, container: Mod
                           cluster: ClusterSettings,
                           options: PodOptions) -> k8s.core.v1.PodTemplateSpecArgs:
     """Pod template with labels (version included: a bump rolls the pods) and the hardening."""
-    gpu = int(container.resources.gpu) > 0
     return k8s.core.v1.PodTemplateSpecArgs(
         metadata=k8s.meta.v1.ObjectMetaArgs(
-            labels={**provenance.labels(component), **options.extra_labels}),
+            labels={**provenance.labels(component), **options.extra_labels},
+            annotations=dict(options.annotations) or None),
         spec=k8s.core.v1.PodSpecArgs(
             service_account_name=options.service_account,
             automount_service_account_token=False,
@@ -119,11 +152,27 @@ def hardened_pod_template(provenance: Provenance, component: str, container: Mod
             volumes=[k8s.core.v1.VolumeArgs(name="tmp",
                                             empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs())],
             topology_spread_constraints=spread(provenance.selector(component)),
-            node_selector=dict(cluster.gpu.node_selector) if gpu else None,
-            tolerations=[k8s.core.v1.TolerationArgs(
-                key=cluster.gpu.toleration_key, operator="Exists", effect="NoSchedule")]
-            if gpu else None,
+            node_selector=node_selector(options.settings, cluster),
+            tolerations=tolerations(options.settings, cluster),
+            priority_class_name=options.settings.priority_class_name,
         ))
+
+
+def node_selector(settings: PodSettings, cluster: ClusterSettings) -> dict[str, str] | None:
+    """The model's node labels over the stack's GPU node labels (for pods with GPUs)."""
+    labels = dict(cluster.gpu.node_selector) if settings.gpus else {}
+    labels.update(settings.node_selector)
+    return labels or None
+
+
+def tolerations(settings: PodSettings,
+                cluster: ClusterSettings) -> list[k8s.core.v1.TolerationArgs] | None:
+    """The stack's GPU taint (for pods with GPUs), then the model's own."""
+    found = [k8s.core.v1.TolerationArgs(key=cluster.gpu.toleration_key, operator="Exists",
+                                        effect="NoSchedule")] if settings.gpus else []
+    found += [k8s.core.v1.TolerationArgs(key=t.key, operator=t.operator, value=t.value,
+                                         effect=t.effect) for t in settings.tolerations]
+    return found or None
 
 
 def spread(selector: Mapping[str, str]) -> list[k8s.core.v1.TopologySpreadConstraintArgs]:
@@ -138,13 +187,20 @@ def spread(selector: Mapping[str, str]) -> list[k8s.core.v1.TopologySpreadConstr
 
 
 def model_env(provenance: Provenance, artifact_uri: pulumi.Input[str], sha256: str | None,
-              extra: Mapping[str, str]) -> list[tuple[str, pulumi.Input[str]]]:
-    """What every model container is told about its model, then the manifest's own variables."""
+              extra: Mapping[str, str], *,
+              object_version: str | None = None) -> list[tuple[str, pulumi.Input[str]]]:
+    """What every model container is told about its model, then the manifest's own variables.
+
+    `object_version` is the S3 object version `artifact.versionId` pins: the server
+    reads exactly that version of MODEL_URI (MODEL_OBJECT_VERSION).
+    """
     env: list[tuple[str, pulumi.Input[str]]] = [
         ("MODEL_NAME", provenance.model),
         ("MODEL_VERSION", provenance.version),
         ("MODEL_URI", artifact_uri),
     ]
+    if object_version:
+        env.append(("MODEL_OBJECT_VERSION", object_version))
     if sha256:
         env.append(("MODEL_SHA256", sha256))
     env += sorted(extra.items())

@@ -6,7 +6,7 @@ Tags (AWS) and labels (Kubernetes) come from one place so that a search by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from modelfleet.semver import label_safe
 
@@ -42,6 +42,16 @@ class Provenance:
     manifest_digest: str
     """sha256 of the manifest's text at `commit`."""
     scope: StackScope
+    candidate: str | None = None
+    """For a candidate's resources: its name (and `version` is the candidate's)."""
+
+    @property
+    def workload(self) -> str:
+        """What the model's pods of this version are called: `<model>` or `<model>-<candidate>`."""
+        return f"{self.model}-{self.candidate}" if self.candidate else self.model
+
+    def for_candidate(self, name: str, version: str) -> Provenance:
+        return replace(self, candidate=name, version=version)
 
     def aws_tags(self) -> dict[str, str]:
         return {
@@ -49,6 +59,7 @@ class Provenance:
             "version": self.version,
             "team": self.team,
             "manifest-commit": self.commit,
+            **({"candidate": self.candidate} if self.candidate else {}),
             **self.scope.aws_tags(),
         }
 
@@ -62,11 +73,21 @@ class Provenance:
             "app.kubernetes.io/managed-by": "pulumi",
             f"{LABEL_PREFIX}/team": self.team,
             f"{LABEL_PREFIX}/environment": self.scope.environment,
+            **({f"{LABEL_PREFIX}/candidate": self.candidate} if self.candidate else {}),
         }
 
     def selector(self, component: str) -> dict[str, str]:
-        """The labels a selector matches: never the version, since selectors are immutable."""
-        return {"app.kubernetes.io/name": self.model, "app.kubernetes.io/component": component}
+        """The labels a selector matches: never the version, since selectors are immutable.
+        A candidate's pods have a name of their own, so the stable version's selectors
+        (Deployment, Service) never take them in."""
+        return {"app.kubernetes.io/name": self.workload,
+                "app.kubernetes.io/component": component}
+
+    def model_selector(self, component: str) -> dict[str, str]:
+        """Every pod of the model in that role, whatever its version or who made it (the stable
+        Deployment, candidates, Flagger's primary): for policies that must cover them all."""
+        return {"app.kubernetes.io/instance": self.model,
+                "app.kubernetes.io/component": component}
 
     def annotations(self) -> dict[str, str]:
         return {f"{LABEL_PREFIX}/manifest-commit": self.commit,

@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.autoscaling import KEDA_API, SWITCHABLE
 from components.cluster import ClusterSettings
 from components.identity import (
     WorkloadIdentity,
@@ -22,13 +23,17 @@ from components.identity import (
     read_prefix,
     read_uri,
 )
+from components.metrics import request_query
 from components.podspec import (
     ModelContainer,
     PodOptions,
     hardened_pod_template,
     http_probes,
+    metrics_annotations,
     model_env,
+    rolling_update,
 )
+from components.progressive import ProgressiveRollout, ProgressiveRolloutArgs
 from components.provenance import Provenance
 from components.workload import ModelWorkloadArgs
 from modelfleet.schema import Serving
@@ -58,20 +63,21 @@ class ModelService(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelfleet:serving:ModelService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        serving = args.serving
+        progressive = serving.rollout.strategy == "progressive"
         identity = WorkloadIdentity(f"{name}-server", server_identity(args), child)
         deployment = k8s.apps.v1.Deployment(
-            name, metadata=object_meta(name, args), spec=deployment_spec(args, identity),
-            opts=child)
-        k8s.core.v1.Service(
-            name, metadata=object_meta(name, args),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="ClusterIP", selector=args.provenance.selector(COMPONENT),
-                ports=[k8s.core.v1.ServicePortArgs(name="http", port=args.serving.port,
-                                                   target_port="http", protocol="TCP")]),
-            opts=child)
-        k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            name, metadata=object_meta(name, args),
-            spec=autoscaler_spec(args.serving, deployment.metadata.name), opts=child)
+            name, metadata=object_meta(name, args, SKIP_AWAIT if progressive else None),
+            spec=deployment_spec(args, identity), opts=child)
+        if not progressive:  # Flagger makes the Services of a progressive rollout itself
+            model_service(name, args, child)
+        if serving.scale_metric == "cpu":
+            scaler: k8s.autoscaling.v2.HorizontalPodAutoscaler | \
+                k8s.apiextensions.CustomResource = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                    name, metadata=object_meta(name, args, SWITCHABLE),
+                    spec=autoscaler_spec(serving, deployment.metadata.name), opts=child)
+        else:
+            scaler = request_scaler(name, args, deployment.metadata.name, child)
         k8s.policy.v1.PodDisruptionBudget(
             name, metadata=object_meta(name, args),
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
@@ -80,37 +86,81 @@ class ModelService(pulumi.ComponentResource):
                     match_labels=args.provenance.selector(COMPONENT)),
                 unhealthy_pod_eviction_policy="AlwaysAllow"),
             opts=child)
-        k8s.networking.v1.NetworkPolicy(
-            name, metadata=object_meta(name, args),
-            spec=ingress_policy(args.provenance, args.cluster, args.serving.port), opts=child)
+        if args.provenance.candidate is None:  # one policy covers every version of the model
+            k8s.networking.v1.NetworkPolicy(
+                name, metadata=object_meta(name, args),
+                spec=ingress_policy(args.provenance, args.cluster,
+                                    [serving.port, serving.grpc_port]), opts=child)
+        if progressive:
+            ProgressiveRollout(name, ProgressiveRolloutArgs(
+                provenance=args.provenance, cluster=args.cluster, serving=serving,
+                deployment=deployment.metadata.name, autoscaler=scaler_reference(scaler),
+                primary_scaler_query=request_query(serving.scale_metric, args.cluster.namespace,
+                                                   f"{name}-primary")
+                if serving.scale_metric != "cpu" else None), child)
         self.endpoint = pulumi.Output.from_input(
-            f"http://{args.cluster.service_host(name)}:{args.serving.port}")
+            f"http://{args.cluster.service_host(name)}:{serving.port}")
         self.register_outputs({"endpoint": self.endpoint})
 
 
-def object_meta(name: str, args: ModelServiceArgs) -> k8s.meta.v1.ObjectMetaArgs:
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+"""Flagger scales the target Deployment of a progressive rollout to zero once a version is
+promoted (its `-primary` copy serves): Pulumi must not wait for its pods to be ready."""
+
+
+def model_service(name: str, args: ModelServiceArgs,
+                  opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+    return k8s.core.v1.Service(
+        name, metadata=object_meta(name, args),
+        spec=k8s.core.v1.ServiceSpecArgs(
+            type="ClusterIP", selector=args.provenance.selector(COMPONENT),
+            ports=[k8s.core.v1.ServicePortArgs(name=port.name, port=port.container_port,
+                                               target_port=port.name, protocol="TCP")
+                   for port in container_ports(args.serving)]),
+        opts=opts)
+
+
+def scaler_reference(scaler: pulumi.CustomResource) -> dict[str, str]:
+    """Flagger's `autoscalerRef` to the autoscaler it copies for the primary."""
+    if isinstance(scaler, k8s.autoscaling.v2.HorizontalPodAutoscaler):
+        return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler"}
+    return {"apiVersion": KEDA_API, "kind": "ScaledObject"}
+
+
+def object_meta(name: str, args: ModelServiceArgs,
+                annotations: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
     return k8s.meta.v1.ObjectMetaArgs(
         name=name, namespace=args.cluster.object_namespace,
-        labels=args.provenance.labels(COMPONENT), annotations=args.provenance.annotations())
+        labels=args.provenance.labels(COMPONENT),
+        annotations={**args.provenance.annotations(), **(annotations or {})})
 
 
 def server_identity(args: ModelServiceArgs) -> WorkloadIdentityArgs:
     """May read its model's prefix of the registry (and its external artifact), nothing else."""
     model = args.spec.name
     external = args.spec.artifact.uri
+    account = f"{args.provenance.workload}-server"
 
     def statements(values: Any) -> list[dict[str, Any]]:
         bucket, key_arn = values
         found = read_prefix(bucket, f"models/{model}/", "ReadModel")
         found.append(decrypt_with(key_arn))
         if external:
-            found += read_uri(external, "ReadArtifact")
+            found += read_uri(external, "ReadArtifact", args.spec.artifact.version_id)
         return found
 
     return WorkloadIdentityArgs(
-        provenance=args.provenance, cluster=args.cluster, service_account=f"{model}-server",
+        provenance=args.provenance, cluster=args.cluster, service_account=account,
         component=COMPONENT, policy_inputs=[args.registry.bucket_name, args.registry.key_arn],
         statements=statements)
+
+
+def container_ports(serving: Serving) -> list[k8s.core.v1.ContainerPortArgs]:
+    """HTTP (probes, metrics, inference) and the Open Inference Protocol's gRPC endpoint."""
+    return [k8s.core.v1.ContainerPortArgs(name="http", container_port=serving.port,
+                                          protocol="TCP"),
+            k8s.core.v1.ContainerPortArgs(name="grpc", container_port=serving.grpc_port,
+                                          protocol="TCP")]
 
 
 def deployment_spec(args: ModelServiceArgs,
@@ -119,28 +169,27 @@ def deployment_spec(args: ModelServiceArgs,
     container = ModelContainer(
         name=COMPONENT, image=args.image,
         env=model_env(args.provenance, args.artifact_uri, args.spec.artifact.sha256,
-                      {"MODEL_PORT": str(serving.port), **serving.env}),
+                      {"MODEL_PORT": str(serving.port),
+                       "MODEL_GRPC_PORT": str(serving.grpc_port), **serving.env},
+                      object_version=args.spec.artifact.version_id),
         resources=serving.resources,
-        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=serving.port,
-                                             protocol="TCP")],
-        probes=http_probes("http", READY_PATH, LIVE_PATH),
+        ports=container_ports(serving),
+        probes=http_probes("http", READY_PATH, LIVE_PATH, serving.startup_seconds),
         pre_stop_seconds=5)
     return k8s.apps.v1.DeploymentSpecArgs(
         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.provenance.selector(COMPONENT)),
-        strategy=k8s.apps.v1.DeploymentStrategyArgs(
-            type="RollingUpdate",
-            rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0,
-                                                                   max_surge="25%")),
+        strategy=rolling_update(serving),
         revision_history_limit=5,
         template=hardened_pod_template(
             args.provenance, COMPONENT, container, args.cluster,
-            PodOptions(service_account=identity.service_account_name,
-                       termination_grace_seconds=30)))
+            PodOptions(service_account=identity.service_account_name, settings=serving,
+                       termination_grace_seconds=30,
+                       annotations=metrics_annotations(serving.port))))
 
 
 def autoscaler_spec(serving: Serving, deployment: pulumi.Input[str],
                     ) -> k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs:
-    """Scale on CPU; scale up at once, scale down only after five calm minutes."""
+    """Scale on CPU (percent of the request); up at once, down only after five calm minutes."""
     return k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
         scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
             api_version="apps/v1", kind="Deployment", name=deployment),
@@ -151,28 +200,69 @@ def autoscaler_spec(serving: Serving, deployment: pulumi.Input[str],
             resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
                 name="cpu", target=k8s.autoscaling.v2.MetricTargetArgs(
                     type="Utilization",
-                    average_utilization=serving.target_cpu_utilization)))],
-        behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
-            scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
-                stabilization_window_seconds=SCALE_DOWN_WINDOW_SECONDS,
-                select_policy="Max",
-                policies=[k8s.autoscaling.v2.HPAScalingPolicyArgs(
-                    type="Percent", value=50, period_seconds=60)]),
-            scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(
-                stabilization_window_seconds=0,
-                select_policy="Max",
-                policies=[
-                    k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Percent", value=100,
-                                                            period_seconds=15),
-                    k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Pods", value=4,
-                                                            period_seconds=15)])))
+                    average_utilization=serving.scale_target
+                    or serving.target_cpu_utilization)))],
+        behavior=hpa_behavior())
+
+
+def hpa_behavior() -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
+    """`SCALING_BEHAVIOR` as the HPA's typed arguments."""
+    def rules(rule: dict[str, Any]) -> k8s.autoscaling.v2.HPAScalingRulesArgs:
+        return k8s.autoscaling.v2.HPAScalingRulesArgs(
+            stabilization_window_seconds=rule["stabilizationWindowSeconds"],
+            select_policy=rule["selectPolicy"],
+            policies=[k8s.autoscaling.v2.HPAScalingPolicyArgs(
+                type=policy["type"], value=policy["value"], period_seconds=policy["periodSeconds"])
+                for policy in rule["policies"]])
+    return k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
+        scale_down=rules(SCALING_BEHAVIOR["scaleDown"]),
+        scale_up=rules(SCALING_BEHAVIOR["scaleUp"]))
+
+
+SCALING_BEHAVIOR: dict[str, Any] = {
+    "scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_SECONDS, "selectPolicy": "Max",
+                  "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}]},
+    "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15},
+                             {"type": "Pods", "value": 4, "periodSeconds": 15}]},
+}
+"""Up at once (double, or four more pods, every 15 s), down by half a minute at most
+after five calm minutes: the HPA's and KEDA's (which passes it on to its HPA) alike."""
+REQUEST_TRIGGER = "requests"
+
+
+def request_scaler(name: str, args: ModelServiceArgs, deployment: pulumi.Input[str],
+                   opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    """A KEDA ScaledObject with the `prometheus` trigger: scale on request load per pod."""
+    serving = args.serving
+    return k8s.apiextensions.CustomResource(
+        name, api_version=KEDA_API, kind="ScaledObject", metadata=object_meta(name, args),
+        spec={
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+            "pollingInterval": 15,
+            "minReplicaCount": serving.replicas.min,
+            "maxReplicaCount": serving.replicas.max,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": SCALING_BEHAVIOR}},
+            "triggers": [{
+                "type": "prometheus",
+                "name": REQUEST_TRIGGER,
+                "metricType": "AverageValue",
+                "metadata": {
+                    "serverAddress": args.cluster.prometheus_address,
+                    "query": request_query(serving.scale_metric, args.cluster.namespace, name),
+                    "threshold": str(serving.scale_target),
+                },
+            }],
+        },
+        opts=opts)
 
 
 def ingress_policy(provenance: Provenance, cluster: ClusterSettings,
-                   port: int) -> k8s.networking.v1.NetworkPolicySpecArgs:
-    """Ingress only on the model's port, only from the listed namespaces."""
+                   ports: list[int]) -> k8s.networking.v1.NetworkPolicySpecArgs:
+    """Ingress only on the model's ports (HTTP, gRPC), only from the listed namespaces."""
     return k8s.networking.v1.NetworkPolicySpecArgs(
-        pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=provenance.selector(COMPONENT)),
+        pod_selector=k8s.meta.v1.LabelSelectorArgs(
+            match_labels=provenance.model_selector(COMPONENT)),
         policy_types=["Ingress"],
         ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(
             from_=[k8s.networking.v1.NetworkPolicyPeerArgs(
@@ -180,4 +270,5 @@ def ingress_policy(provenance: Provenance, cluster: ClusterSettings,
                     k8s.meta.v1.LabelSelectorRequirementArgs(
                         key="kubernetes.io/metadata.name", operator="In",
                         values=cluster.callers())]))],
-            ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP")])])
+            ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP")
+                   for port in ports])])

@@ -1,4 +1,4 @@
-"""`python -m modelfleet`: validate, diff and history of a model manifest.
+"""`python -m modelfleet`: validate, diff and history of a model manifest; release steps.
 
 Exit status: 0 success, 1 a problem with the input (every message on stderr),
 2 a usage error. Bad input never produces a traceback.
@@ -19,9 +19,11 @@ from modelfleet.history import history_json, model_history, render_history
 from modelfleet.jsonschema import SCHEMA_PATH, schema_text
 from modelfleet.load import check_source, load_manifest
 from modelfleet.problems import ManifestError, SourceError
-from modelfleet.report import RENDERERS
+from modelfleet.report import RENDERERS, render_text
 from modelfleet.resolve import Resolution, resolve
+from modelfleet.rollout import step as rollout
 from modelfleet.stacks import list_stacks, load_stack
+from modelregistry.commands import add_commands as add_registry_commands
 
 DEFAULT_MANIFEST = "models.yaml"
 Command = Callable[[argparse.Namespace], int]
@@ -44,11 +46,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser that takes options between positionals: `rollback MODEL --to REF FILE`.
+
+    Plain argparse gives an optional positional (FILE) its default as soon as it
+    meets the first option, and then refuses FILE as unrecognized.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+            self, args: Sequence[str] | None = None,
+            namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        if self._intermixing:  # parse_known_intermixed_args calls back in: parse plainly
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m modelfleet",
         description="Validate, diff and trace a modelfleet model manifest.")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND",
+                                     parser_class=_CommandParser)
 
     validate = commands.add_parser("validate", help="check a manifest; exit 1 on any problem")
     _file_argument(validate)
@@ -92,9 +116,25 @@ def build_parser() -> argparse.ArgumentParser:
     stacks.add_argument("--format", choices=["text", "json"], default="text")
     stacks.set_defaults(command=cmd_stacks)
 
+    promote = commands.add_parser(
+        "promote", help="make a candidate the model's version, artifact and image (edits FILE)")
+    promote.add_argument("model", metavar="MODEL")
+    promote.add_argument("candidate", metavar="CANDIDATE")
+    _file_argument(promote)
+    promote.set_defaults(command=cmd_promote)
+
+    rollback = commands.add_parser(
+        "rollback", help="restore a model's entry as it was at a git ref (edits FILE)")
+    rollback.add_argument("model", metavar="MODEL")
+    rollback.add_argument("--to", required=True, metavar="REF", dest="ref",
+                          help="git ref (tag, branch, sha, HEAD~2) to take the model from")
+    _file_argument(rollback)
+    rollback.set_defaults(command=cmd_rollback)
+
     schema = commands.add_parser("schema", help="print the manifest's JSON Schema")
     schema.add_argument("--write", action="store_true", help=f"write it to {SCHEMA_PATH}")
     schema.set_defaults(command=cmd_schema)
+    add_registry_commands(commands)
     return parser
 
 
@@ -167,6 +207,27 @@ def cmd_schema(args: argparse.Namespace) -> int:
         print(f"wrote {SCHEMA_PATH}")
     else:
         sys.stdout.write(schema_text())
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    return _report_step(rollout.promote(Path(args.file), args.model, args.candidate, args.file))
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    return _report_step(rollout.rollback(Path(args.file), args.model, args.ref, args.file))
+
+
+def _report_step(step: rollout.Step) -> int:
+    for warning in step.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if step.diff is not None:
+        sys.stdout.write(render_text(step.diff))
+    elif step.written:
+        print("note: the file's models did not resolve before this change, so there is no diff",
+              file=sys.stderr)
+    done = "; review it with `git diff`, then commit" if step.written else ""
+    print(f"{step.summary}{done}")
     return 0
 
 

@@ -39,6 +39,8 @@ class ModelDiff:
     old_version: str | None = None
     new_version: str | None = None
     changes: tuple[FieldChange, ...] = ()
+    traffic: tuple[str | None, str | None] | None = None
+    """How live traffic is shared, before and after, when that changed (see `traffic_of`)."""
 
     @property
     def version_change(self) -> VersionChange | None:
@@ -99,12 +101,30 @@ def diff_models(base: Iterable[ModelSpec], head: Iterable[ModelSpec], *, base_la
             models.append(ModelDiff(name, Status.REMOVED, old_version=before.version))
         elif before is not None and after is not None:
             changes = tuple(field_changes(as_written(before), as_written(after)))
+            traffic = (traffic_of(before), traffic_of(after))
             if changes:
                 models.append(ModelDiff(name, Status.CHANGED, before.version, after.version,
-                                        changes))
+                                        changes, traffic if traffic[0] != traffic[1] else None))
             else:
                 unchanged.append(name)
     return ManifestDiff(base_label, head_label, environment, tuple(models), tuple(unchanged))
+
+
+def traffic_of(model: ModelSpec) -> str | None:
+    """Who answers the model's live traffic: `stable 90%, challenger 10%`, plus shadows
+    (`shadow mirrors 100%`); None for a model that does not serve online. Versions are left
+    out: a version bump is not a traffic change."""
+    serving = model.serving
+    if serving is None:
+        return None
+    if serving.rollout.strategy == "progressive":
+        return "stable 100%, new versions by progressive rollout (Flagger)"
+    weighted = [c for c in serving.candidates if c.weight is not None]
+    parts = [f"stable {100 - sum(c.weight or 0 for c in weighted)}%"]
+    parts += [f"{c.name} {c.weight}%" for c in weighted]
+    parts += [f"{c.name} mirrors {c.mirror}%" for c in serving.candidates
+              if c.mirror is not None]
+    return ", ".join(parts)
 
 
 def as_written(model: ModelSpec) -> dict[str, Any]:
@@ -135,13 +155,22 @@ def _ordered_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return list(old) + [key for key in new if key not in old]
 
 
+def _key(items: list[Any]) -> str | None:
+    """A list of mappings with `id`s (batch runs) or `name`s (candidates) is compared item by
+    item, by that key."""
+    for key in ("id", "name"):
+        if items and all(isinstance(item, Mapping) and key in item for item in items):
+            return key
+    return None
+
+
 def _keyed(items: list[Any]) -> bool:
-    """A list of mappings with `id`s (such as batch runs) is compared item by item."""
-    return all(isinstance(item, Mapping) and "id" in item for item in items)
+    return _key(items) is not None
 
 
 def _list_changes(old: list[Mapping[str, Any]], new: list[Mapping[str, Any]],
                   path: str) -> list[FieldChange]:
-    before = {item["id"]: item for item in old}
-    after = {item["id"]: item for item in new}
+    key = _key(old + new) or "id"
+    before = {item[key]: item for item in old}
+    after = {item[key]: item for item in new}
     return field_changes(before, after, path)

@@ -33,6 +33,14 @@ class FileAbsentError(SourceError):
     """The repository and the ref exist, but the file does not exist at that ref."""
 
 
+class UnknownRefError(SourceError):
+    """No commit of the repository answers to the ref: a tag not fetched, or a typo."""
+
+    def __init__(self, ref: str, repository: str) -> None:
+        super().__init__(f"unknown git ref '{ref}' in {repository}")
+        self.ref = ref
+
+
 @dataclass(frozen=True)
 class CommitInfo:
     sha: str
@@ -149,7 +157,7 @@ def commit_at(repo: git.Repo, ref: str) -> git.Commit:
     try:
         return repo.commit(ref)
     except (BadName, BadObject, ValueError, git.GitCommandError) as error:
-        raise SourceError(f"unknown git ref '{ref}' in {repo.working_tree_dir}") from error
+        raise UnknownRefError(ref, str(repo.working_tree_dir)) from error
 
 
 def repo_relative(repo: git.Repo, file: Path) -> str:

@@ -54,6 +54,40 @@ def normalize_quantity(value: str | int | float) -> str:
     return str(value).strip()
 
 
+_DECIMAL_SUFFIXES = {-9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P",
+                     18: "E"}
+_BINARY_SUFFIXES = [(suffix, factor) for suffix, factor in reversed(_BINARY.items())]
+
+
+def canonical_quantity(text: str) -> str:
+    """The spelling Kubernetes itself stores for a quantity: `1000m` -> `1`, `2048Mi` -> `2Gi`.
+
+    Follows apimachinery's `Quantity.CanonicalizeBytes`: binary suffixes stay binary (the
+    largest suffix that leaves a whole number), unless the amount is below 1024 or not a
+    whole number of units, which, like decimal suffixes, take the largest power of 1000
+    (down to `n`) that leaves a whole number, exponents (`1e3` is `1k`) included; checked
+    against what kube-apiserver stores in tests/test_kube_stacks.py.
+    Raises `QuantityError` on text that is not a quantity.
+    """
+    raw = str(text).strip()
+    value = parse_quantity(raw)
+    suffix = _QUANTITY.match(raw)["suffix"] or ""  # type: ignore[index]
+    if value == 0:
+        return "0"
+    if suffix in _BINARY and value == value.to_integral_value() and abs(value) >= 1024:
+        for name, factor in _BINARY_SUFFIXES:
+            if value % factor == 0:
+                return f"{int(value / factor)}{name}"
+        return str(int(value))
+    exponent = 18
+    while exponent > -9 and (value / Decimal(10) ** exponent) % 1 != 0:
+        exponent -= 3
+    mantissa = value / Decimal(10) ** exponent
+    number = str(int(mantissa)) if mantissa == mantissa.to_integral_value() \
+        else format(mantissa.normalize(), "f")
+    return number + _DECIMAL_SUFFIXES[exponent]
+
+
 def cpu_problem(value: str | int | float) -> str | None:
     """Why `value` cannot be a CPU request, or None when it can."""
     try:

@@ -12,17 +12,18 @@ import fnmatch
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from modelfleet.gitsource import ManifestText
+from modelfleet.gitsource import ManifestText, UnknownRefError
 from modelfleet.load import load_resolution
-from modelfleet.problems import ManifestError, Problem
+from modelfleet.problems import ManifestError, Problem, SourceError
 from modelfleet.provenance import VersionHistory, VersionOrigin
 from modelfleet.resolve import Resolution, ResolvedModel
 from modelfleet.rules import dockerfile_of
 from modelfleet.schema import ModelSpec
-from modelfleet.settings import StackSettings
+from modelfleet.settings import NAMESPACE, StackSettings
+from modelfleet.yamldoc import Path as Path_
 
 _CHUNK = 1 << 20
 
@@ -49,6 +50,10 @@ class ModelRelease:
     dockerfile: str | None = None
     build_digest: str | None = None
     """Digest of the build context's files and build args: what the image is built from."""
+    candidate: str | None = None
+    """For a candidate's own release: its name (its spec carries its version and artifact)."""
+    candidates: tuple[ModelRelease, ...] = ()
+    """The releases of the model's candidates, each deployed beside the stable version."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +68,16 @@ def load_release(settings: StackSettings, project_root: Path,
                  history: VersionHistory | None = None) -> Release:
     """Read, validate, resolve and prepare the stack's manifest; raise on any problem."""
     file = project_root / settings.manifest
-    source, resolution = load_resolution(file, settings.manifest_ref, settings.environment,
-                                         display=settings.manifest)
+    try:
+        source, resolution = load_resolution(file, settings.manifest_ref, settings.environment,
+                                             display=settings.manifest)
+    except UnknownRefError as error:
+        raise SourceError(unknown_pin(settings, project_root, error)) from error
     resolution = resolution.select(settings.team, settings.require_approved)
     origins = (history or VersionHistory()).version_origins(
         source, file, settings.environment, {m.name: m.version for m in resolution.models})
-    problems: list[Problem] = []
+    problems = [problem for item in resolution.resolved
+                for problem in stack_problems(item, resolution, settings)]
     models = tuple(_prepare(item, source, resolution, origins[item.spec.name], problems)
                    for item in resolution.resolved)
     if problems:
@@ -76,9 +85,80 @@ def load_release(settings: StackSettings, project_root: Path,
     return Release(settings, source, resolution, models)
 
 
+def unknown_pin(settings: StackSettings, project_root: Path, error: UnknownRefError) -> str:
+    """Where the stack pins an unknown ref, and the two ways out."""
+    key = f"{NAMESPACE}:manifestRef"
+    where = settings.config_file or "the stack's configuration"
+    config = project_root / settings.config_file if settings.config_file else None
+    if config is not None and config.is_file():
+        lines = config.read_text(encoding="utf-8").splitlines()
+        line = next((n for n, text in enumerate(lines, 1) if text.strip().startswith(key)), None)
+        where += f":{line}" if line else ""
+    return (f"{where}: {key}: {error}; if it is a tag, this clone does not have it yet "
+            "(`git fetch --tags`; a clone of a branch brings no tags), otherwise the ref is "
+            "misspelled (`git tag`, `git log --oneline` list what exists)")
+
+
+def stack_problems(item: ResolvedModel, resolution: Resolution,
+                   settings: StackSettings) -> list[Problem]:
+    """What a model asks of the stack that the stack does not give."""
+    serving = item.spec.serving
+    if serving is None:
+        return []
+    found = []
+
+    def needs(path: Path_, present: object, what: str, key: str, example: str) -> None:
+        if not present:
+            found.append(resolution.problem(
+                item, path, f"{what}, but the stack has no {NAMESPACE}:{key}; set it "
+                f"(`pulumi config set {NAMESPACE}:{key} {example}`)"))
+
+    if serving.scale_metric != "cpu":
+        metric = ("serving", "scaleMetric")
+        needs(metric, settings.prometheus_address,
+              f"'{serving.scale_metric}' is read from Prometheus", "prometheusAddress",
+              PROMETHEUS_EXAMPLE)
+        if not settings.keda:
+            found.append(resolution.problem(
+                item, metric, f"'{serving.scale_metric}' scales through KEDA, which this stack "
+                f"does not have ({NAMESPACE}:keda is false); scale on cpu"))
+    if serving.candidates:
+        needs(("serving", "candidates"), settings.gateway,
+              "candidates share traffic through a Gateway API HTTPRoute", "gateway",
+              "gateway-system/models")
+    if serving.rollout.strategy == "progressive":
+        strategy = ("serving", "rollout", "strategy")
+        needs(strategy, settings.flagger, "a progressive rollout is run by Flagger",
+              "flagger", "true")
+        needs(strategy, settings.gateway, "Flagger shifts traffic through a Gateway API route",
+              "gateway", "gateway-system/models")
+        needs(strategy, settings.prometheus_address,
+              "Flagger's analysis reads the model server's metrics from Prometheus",
+              "prometheusAddress", PROMETHEUS_EXAMPLE)
+    return found
+
+
+PROMETHEUS_EXAMPLE = "http://prometheus-operated.monitoring.svc:9090"
+
+
 def _prepare(item: ResolvedModel, source: ManifestText, resolution: Resolution,
              origin: VersionOrigin, problems: list[Problem]) -> ModelRelease:
-    spec = item.spec
+    """The model's release, and one for each of its candidates."""
+    release = _release_of(item.spec, (), item, source, resolution, origin, problems)
+    serving = item.spec.serving
+    if serving is None or not serving.candidates:
+        return release
+    return replace(release, candidates=tuple(
+        replace(_release_of(item.spec.candidate_spec(candidate),
+                            ("serving", "candidates", index), item, source, resolution, origin,
+                            problems), candidate=candidate.name)
+        for index, candidate in enumerate(serving.candidates)))
+
+
+def _release_of(spec: ModelSpec, at: Path_, item: ResolvedModel, source: ManifestText,
+                resolution: Resolution, origin: VersionOrigin,
+                problems: list[Problem]) -> ModelRelease:
+    """Local files hashed and pins checked; `at` is where `spec`'s artifact is written."""
     files: tuple[LocalFile, ...] = ()
     single = False
     if spec.artifact.path:
@@ -87,12 +167,12 @@ def _prepare(item: ResolvedModel, source: ManifestText, resolution: Resolution,
         files = tuple(local_files(root))
         if spec.artifact.sha256 and not single:
             problems.append(resolution.problem(
-                item, ("artifact", "sha256"),
+                item, (*at, "artifact", "sha256"),
                 f"pins one file, but '{spec.artifact.path}' is a folder; remove the pin "
                 "(each uploaded file's sha256 is recorded in the metadata)"))
         elif spec.artifact.sha256 and files[0].sha256 != spec.artifact.sha256:
             problems.append(resolution.problem(
-                item, ("artifact", "sha256"),
+                item, (*at, "artifact", "sha256"),
                 f"'{spec.artifact.path}' has sha256 {files[0].sha256}, not the pinned "
                 f"{spec.artifact.sha256}"))
     build = spec.image.build

@@ -40,6 +40,8 @@ def render_text(diff: ManifestDiff) -> str:
     lines = [f"Manifest diff {_scope(diff)}"]
     for model in diff.models:
         lines.append(f"{_SIGN[model.status]} {_headline(model)}")
+        if model.traffic:
+            lines.append(f"    traffic: {show(model.traffic[0])} → {show(model.traffic[1])}")
         lines += [f"    {c.path}: {show(c.old)} → {show(c.new)}" for c in model.changes]
     lines.append(f"Summary: {diff.summary()}")
     return "\n".join(lines) + "\n"
@@ -80,7 +82,8 @@ def _change_cell(model: ModelDiff) -> str:
     kind = model.version_change.value if model.version_change else "config only"
     if model.version_change and model.version_change.value == "downgrade":
         kind = "⚠️ downgrade"
-    return f"{kind}, {len(model.changes)} field(s)"
+    traffic = f"; traffic: {model.traffic[0]} → **{model.traffic[1]}**" if model.traffic else ""
+    return f"{kind}, {len(model.changes)} field(s){traffic}"
 
 
 def _cell(value: Any) -> str:
@@ -110,6 +113,8 @@ def to_json(diff: ManifestDiff) -> dict[str, Any]:
                     "change": model.version_change.value if model.version_change else None,
                 },
                 "changes": [{"path": c.path, "old": c.old, "new": c.new} for c in model.changes],
+                **({"traffic": {"old": model.traffic[0], "new": model.traffic[1]}}
+                   if model.traffic else {}),
             }
             for model in diff.models
         ],

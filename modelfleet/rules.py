@@ -54,10 +54,35 @@ def model_rules(model: dict[str, Any], paths: PathChecker | None) -> list[Findin
     found += _bounds(model, ("serving", "replicas"), "min", "max")
     found += _bounds(model, ("batch",), "minWorkers", "maxWorkers")
     found += _runs(model)
+    for section in ("serving", "batch"):
+        found += _rollout(model, section)
+        found += _tolerations(model, section)
+    found += _scaling(model)
+    found += _candidates(model)
     found += _exclusive(model, ("artifact",), "uri", "path")
+    found += _version_pin(model)
     found += _exclusive(model, ("image",), "build", "ref")
     if paths is not None:
         found += _local_paths(model, paths)
+    found += _candidate_artifacts(model, paths)
+    return found
+
+
+def _candidate_artifacts(model: dict[str, Any], paths: PathChecker | None) -> list[Finding]:
+    """Each candidate's artifact is a `uri` or a `path`, as the model's is."""
+    found: list[Finding] = []
+    candidates = _at(model, ("serving", "candidates"))
+    for index, item in enumerate(candidates if isinstance(candidates, list) else []):
+        if not isinstance(item, dict):
+            continue
+        at: Path = ("serving", "candidates", index)
+        found += [(at + path, message)
+                  for path, message in _exclusive(item, ("artifact",), "uri", "path")]
+        artifact = _at(item, ("artifact", "path"))
+        if paths is not None and isinstance(artifact, str) and artifact \
+                and paths.kind(artifact) is None:
+            found.append((at + ("artifact", "path"),
+                          f"'{artifact}' does not exist (relative to the manifest's folder)"))
     return found
 
 
@@ -115,6 +140,107 @@ def _runs(model: dict[str, Any]) -> list[Finding]:
     return found
 
 
+def _zero(value: Any) -> bool:
+    return bool(value in {0, "0%"})
+
+
+def _rollout(model: dict[str, Any], section: str) -> list[Finding]:
+    """maxSurge and maxUnavailable both 0 would let no pod be added or removed: Kubernetes
+    refuses such a Deployment, so refuse it here, where the line can be named."""
+    rollout = _at(model, (section, "rollout"))
+    if not isinstance(rollout, dict):
+        return []
+    gpu = _at(model, (section, "resources", "gpu"))
+    gpus = str(gpu) not in ("0", "None") if gpu is not None else False
+    surge = rollout.get("maxSurge", 0 if gpus else "25%")
+    unavailable = rollout.get("maxUnavailable", 1 if gpus else 0)
+    if _zero(surge) and _zero(unavailable):
+        return [((section, "rollout"),
+                 "maxSurge and maxUnavailable are both 0, so a rollout could neither add a pod "
+                 "nor remove one; allow one of them (for GPU models: maxUnavailable: 1)")]
+    return []
+
+
+def _tolerations(model: dict[str, Any], section: str) -> list[Finding]:
+    tolerations = _at(model, (section, "tolerations"))
+    if not isinstance(tolerations, list):
+        return []
+    return [((section, "tolerations", index, "key"),
+             "is required: a toleration without a key tolerates every taint, the control "
+             "plane's included; name the taint's key (e.g. nvidia.com/gpu)")
+            for index, item in enumerate(tolerations)
+            if isinstance(item, dict) and not item.get("key")]
+
+
+def _scaling(model: dict[str, Any]) -> list[Finding]:
+    serving = _at(model, ("serving",))
+    if not isinstance(serving, dict):
+        return []
+    found: list[Finding] = []
+    metric, target = serving.get("scaleMetric", "cpu"), serving.get("scaleTarget")
+    if metric in ("concurrency", "rps") and target is None:
+        unit = "requests in flight" if metric == "concurrency" else "requests per second"
+        found.append((("serving", "scaleTarget"),
+                      f"is required with scaleMetric {metric}: the {unit} one pod should "
+                      "take (e.g. 4)"))
+    if metric == "cpu" and isinstance(target, int) and target > 100:
+        found.append((("serving", "scaleTarget"),
+                      f"{target} is a CPU utilization above 100 percent of the request"))
+    port, grpc = serving.get("port", 8080), serving.get("grpcPort", 8081)
+    if isinstance(port, int) and port == grpc:
+        found.append((("serving", "grpcPort"),
+                      f"{grpc} is also the HTTP port; give the gRPC endpoint its own port"))
+    return found
+
+
+WORKLOAD_NAME_MAX = 40
+"""`<model>-<candidate>` names a Deployment, a ServiceAccount `<...>-server` and an IAM role:
+the same bound as a model's name."""
+
+
+def _candidates(model: dict[str, Any]) -> list[Finding]:
+    """Weights below 100 in all, one of weight or mirror each, own versions, unique names."""
+    candidates = _at(model, ("serving", "candidates"))
+    if not isinstance(candidates, list) or not candidates:
+        return []
+    found: list[Finding] = []
+    name = model.get("name") if isinstance(model.get("name"), str) else ""
+    seen: set[str] = set()
+    total = 0
+    for index, item in enumerate(candidates):
+        if not isinstance(item, dict):
+            continue
+        path: Path = ("serving", "candidates", index)
+        given = [key for key in ("weight", "mirror") if item.get(key) is not None]
+        if len(given) != 1:
+            found.append((path, "give exactly one of `weight` (percent of live traffic) and "
+                                "`mirror` (percent copied, answers discarded)"
+                          + (f"; it has {' and '.join(given)}" if given else "")))
+        if isinstance(item.get("weight"), int):
+            total += item["weight"]
+        candidate = item.get("name")
+        if isinstance(candidate, str):
+            if candidate in seen:
+                found.append((path + ("name",), f"'{candidate}' is used by another candidate "
+                                                "of this model"))
+            seen.add(candidate)
+            if len(f"{name}-{candidate}") > WORKLOAD_NAME_MAX:
+                found.append((path + ("name",), f"'{name}-{candidate}' would name its "
+                              f"Deployment, but is longer than {WORKLOAD_NAME_MAX} characters "
+                              "(derived names must fit Kubernetes' and AWS's limits); shorten it"))
+        if item.get("version") is not None and item.get("version") == model.get("version"):
+            found.append((path + ("version",), f"{item['version']} is the model's own version; "
+                                               "a candidate is another version"))
+    if total >= 100:
+        found.append((("serving", "candidates"), f"the weights add up to {total} percent, "
+                      "leaving the stable version none; keep them below 100 (to switch over "
+                      "entirely, `python -m modelfleet promote`)"))
+    if _at(model, ("serving", "rollout", "strategy")) == "progressive":
+        found.append((("serving", "candidates"), "a progressive rollout shifts traffic itself; "
+                      "give either candidates or `rollout.strategy: progressive`, not both"))
+    return found
+
+
 def _exclusive(model: dict[str, Any], path: Path, first: str, second: str) -> list[Finding]:
     section = _at(model, path)
     if not isinstance(section, dict):
@@ -124,6 +250,21 @@ def _exclusive(model: dict[str, Any], path: Path, first: str, second: str) -> li
         return [(path, f"give `{first}` or `{second}`")]
     if len(given) == 2:
         return [(path + (second,), f"give either `{first}` or `{second}`, not both")]
+    return []
+
+
+def _version_pin(model: dict[str, Any]) -> list[Finding]:
+    """`artifact.versionId` pins one S3 object: it needs a `uri` that names one, not a prefix."""
+    artifact = _at(model, ("artifact",))
+    if not isinstance(artifact, dict) or artifact.get("versionId") is None:
+        return []
+    where: Path = ("artifact", "versionId")
+    uri = artifact.get("uri")
+    if artifact.get("path") is not None:
+        return [(where, "pins an S3 object version, so it needs `uri`; an uploaded `path` "
+                        "is versioned by the model's version")]
+    if isinstance(uri, str) and uri.endswith("/"):
+        return [(where, f"pins one object, but '{uri}' is a prefix; name the object in `uri`")]
     return []
 
 

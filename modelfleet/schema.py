@@ -26,22 +26,34 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from modelfleet.quantities import cpu_problem, gpu_problem, memory_problem, normalize_quantity
+from modelfleet.quantities import (
+    canonical_quantity,
+    cpu_problem,
+    gpu_problem,
+    memory_problem,
+    normalize_quantity,
+)
 from modelfleet.semver import SEMVER_PATTERN, is_semver
 
 API_VERSION = "modelfleet/v1"
 MODEL_NAME_MAX = 40
 RESERVED_ENV = frozenset({
     "MODEL_NAME", "MODEL_VERSION", "MODEL_URI", "MODEL_SHA256", "MODEL_MODE", "MODEL_PORT",
+    "MODEL_OBJECT_VERSION",
     "QUEUE_URL", "OUTPUT_URI", "INPUT_URI", "PARTITIONS", "JOB_COMPLETION_INDEX",
     "VISIBILITY_TIMEOUT_SECONDS", "AWS_REGION", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "MODEL_GRPC_PORT",
 })
 RESERVED_BUILD_ARGS = frozenset({"MODEL_NAME", "MODEL_VERSION"})
 
 _DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _SHA256 = r"^[a-f0-9]{64}$"
-_S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$"
+_S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^?#]+$"
+_VERSION_ID = r"^[!-~]{1,1024}$"
+VERSION_ID_MAX = 1024
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_INT_OR_PERCENT = r"^[0-9]+%$"
 _IMAGE_NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
 _IMAGE_REF = rf"^{_IMAGE_NAME}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?@sha256:[a-f0-9]{{64}}$"
 
@@ -81,6 +93,28 @@ def _semver(value: str) -> str | None:
     if is_semver(value):
         return None
     return f"'{value}' is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.2)"
+
+
+def _plain_key(supported: str) -> Callable[[str], str | None]:
+    """S3 keys are given as they are: a `?query` or `#fragment` would be read as part of the key."""
+
+    def check(value: str) -> str | None:
+        if "?" in value or "#" in value:
+            return (f"'{value}' carries a query or fragment, which S3 would read as part of "
+                    f"the key; {supported}")
+        return None
+
+    return check
+
+
+def _version_id(value: str) -> str | None:
+    if len(value) > VERSION_ID_MAX:
+        return (f"is {len(value)} characters; an S3 version ID has at most "
+                f"{VERSION_ID_MAX}")
+    if not re.match(_VERSION_ID, value):
+        return (f"'{value}' is not an S3 version ID (printable characters without spaces, "
+                "as `aws s3api list-object-versions` shows it)")
+    return None
 
 
 def _relative_path(value: str) -> str | None:
@@ -133,21 +167,67 @@ SemVer = Annotated[str, _checked(_semver),
 Sha256 = Annotated[str, _checked(_pattern_check(
     _SHA256, "is not a sha256 digest (64 lowercase hex digits)")),
     _text_schema(_SHA256, "sha256 of the artifact, 64 lowercase hex digits")]
-S3Uri = Annotated[str, _checked(_pattern_check(
-    _S3_URI, "is not an S3 URI of the form s3://bucket/key")),
+S3Uri = Annotated[str, _checked(_plain_key("give the key or prefix only")),
+                  _checked(_pattern_check(_S3_URI, "is not an S3 URI of the form s3://bucket/key")),
+                  _text_schema(_S3_URI, "s3://bucket/key of an object, or a prefix ending in /")]
+ArtifactUri = Annotated[str, _checked(_plain_key(
+    "give the key only and pin an object version with `artifact.versionId`")),
+    _checked(_pattern_check(_S3_URI, "is not an S3 URI of the form s3://bucket/key")),
     _text_schema(_S3_URI, "s3://bucket/key of an artifact that is referenced, not copied")]
+VersionId = Annotated[str, _checked(_version_id),
+                      _text_schema(_VERSION_ID, "S3 object version ID (opaque, at most 1024 "
+                                                "characters)")]
 RelativePath = Annotated[str, _checked(_relative_path),
                          _text_schema(r"^[^/]", "path relative to the manifest's folder")]
 ImageRef = Annotated[str, _checked(_image_ref),
                      _text_schema(_IMAGE_REF, "prebuilt image, pinned: registry/name@sha256:...")]
 EnvVars = Annotated[dict[str, str], _checked(_env_keys(RESERVED_ENV, "environment variable"))]
 BuildArgs = Annotated[dict[str, str], _checked(_env_keys(RESERVED_BUILD_ARGS, "build argument"))]
-Cpu = Annotated[str, _NUMBER_AS_TEXT, _checked(cpu_problem), _quantity_schema("500m or 2")]
-Memory = Annotated[str, _NUMBER_AS_TEXT, _checked(memory_problem),
+# Equal quantities are one spelling (`1000m` is `1`, `2048Mi` is `2Gi`): the one Kubernetes
+# stores, so that a respelling changes nothing in a diff, a plan or an update.
+_CANONICAL = AfterValidator(canonical_quantity)
+Cpu = Annotated[str, _NUMBER_AS_TEXT, _checked(cpu_problem), _CANONICAL,
+                _quantity_schema("500m or 2")]
+Memory = Annotated[str, _NUMBER_AS_TEXT, _checked(memory_problem), _CANONICAL,
                    _quantity_schema("512Mi or 2Gi")]
-Gpu = Annotated[str, _NUMBER_AS_TEXT, _checked(gpu_problem), _quantity_schema("0 or 1")]
+Gpu = Annotated[str, _NUMBER_AS_TEXT, _checked(gpu_problem), _CANONICAL,
+                _quantity_schema("0 or 1")]
 EnvironmentName = Annotated[str, _checked(_pattern_check(
     _DNS_LABEL, "is not an environment name (lowercase letters, digits and '-')"))]
+DnsSubdomain = Annotated[str, _checked(_pattern_check(
+    _DNS_SUBDOMAIN, "is not a DNS subdomain name (lowercase letters, digits, '-' and '.')")),
+    _text_schema(_DNS_SUBDOMAIN, "DNS subdomain name, as Kubernetes object names are")]
+
+
+def _int_or_percent(value: int | str) -> str | None:
+    if isinstance(value, int):
+        return None if value >= 0 else f"must be 0 or more (got {value})"
+    if re.match(_INT_OR_PERCENT, value) and int(value[:-1]) <= 100:
+        return None
+    return f"'{value}' is neither a number of pods nor a percentage such as '25%'"
+
+
+IntOrPercent = Annotated[int | str, _checked(_int_or_percent), WithJsonSchema({
+    "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _INT_OR_PERCENT}],
+    "description": "a number of pods, or a percentage of the wanted pods such as '25%'"})]
+SCALE_METRICS = ("cpu", "concurrency", "rps")
+
+
+def _scale_metric(value: str) -> str | None:
+    if value == "memory":
+        return ("memory is not a scaling signal for a model server: a loaded model holds its "
+                "memory whatever the load, so the autoscaler would scale up and never down; "
+                "use cpu, concurrency (requests in flight per pod) or rps (requests per "
+                "second per pod)")
+    if value not in SCALE_METRICS:
+        return f"'{value}' is not one of {', '.join(SCALE_METRICS)}"
+    return None
+
+
+ScaleMetric = Annotated[str, _checked(_scale_metric), WithJsonSchema({
+    "enum": list(SCALE_METRICS),
+    "description": "what the autoscaler follows (KServe's scaleMetric): cpu, concurrency "
+                   "(requests in flight per pod) or rps (requests per second per pod)"})]
 
 
 class Strict(BaseModel):
@@ -173,15 +253,117 @@ class Resources(Strict):
     """NVIDIA GPUs per pod (requested as nvidia.com/gpu)."""
 
 
-class Serving(Strict):
+GPU_SURGE = 0
+GPU_UNAVAILABLE = 1
+DEFAULT_SURGE = "25%"
+DEFAULT_UNAVAILABLE = 0
+
+
+class Rollout(Strict):
+    """How a new version replaces the pods: a rolling update, or a Flagger canary analysis."""
+
+    strategy: Literal["rolling", "progressive"] = "rolling"
+    """`rolling`: a Deployment's RollingUpdate. `progressive`: a Flagger Canary shifts traffic
+    to the new version step by step, gated on metrics, and rolls back on failure (stack
+    config `flagger` and `gateway`)."""
+    steps: list[Annotated[int, Field(ge=1, le=99)]] = [10, 25, 50]
+    """Progressive: percent of traffic the new version gets at each step, rising."""
+    interval_seconds: int = Field(60, ge=10, le=3600, alias="intervalSeconds")
+    """Progressive: seconds between two analyses (and two steps)."""
+    failure_budget: int = Field(5, ge=1, le=100, alias="failureBudget")
+    """Progressive: failed analyses before the new version is rolled back."""
+    min_success_rate: float = Field(99.0, ge=0, le=100, alias="minSuccessRate")
+    """Progressive: lowest share of inference requests answered without a 5xx, in percent."""
+    max_latency_p99_ms: int = Field(500, ge=1, le=600000, alias="maxLatencyP99Ms")
+    """Progressive: highest p99 latency of inference requests, in milliseconds."""
+
+    max_surge: IntOrPercent | None = Field(None, alias="maxSurge")
+    """Pods above the wanted count while rolling out (number or percent). Default: 25%, or 0
+    for a model with GPUs: a GPU pool rarely has a spare GPU for a surge pod, so the rollout
+    would wait forever on a Pending pod."""
+    max_unavailable: IntOrPercent | None = Field(None, alias="maxUnavailable")
+    """Pods below the wanted count while rolling out. Default: 0, or 1 for a model with GPUs
+    (the old pod frees its GPU for the new one)."""
+
+    def budget(self, gpus: int) -> tuple[int | str, int | str]:
+        """(maxSurge, maxUnavailable) with the defaults for a pod with `gpus` GPUs filled in."""
+        surge = self.max_surge if self.max_surge is not None else (
+            GPU_SURGE if gpus else DEFAULT_SURGE)
+        unavailable = self.max_unavailable if self.max_unavailable is not None else (
+            GPU_UNAVAILABLE if gpus else DEFAULT_UNAVAILABLE)
+        return surge, unavailable
+
+
+class Toleration(Strict):
+    """A taint the pods tolerate (Kubernetes `tolerations`); a key is required."""
+
+    key: str | None = None
+    """The taint's key, e.g. `nvidia.com/gpu`."""
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class PodSettings(Strict):
+    """What the pods of a workload (the server, the workers) run with, and where."""
+
+    resources: Resources = Resources()
+    env: EnvVars = {}
+    """Extra environment variables."""
+    rollout: Rollout = Rollout()
+    startup_seconds: int = Field(600, ge=10, le=7200, alias="startupSeconds")
+    """Seconds a pod may take to load its model before it counts as failed (startup probe);
+    liveness is checked only once it is ready."""
+    node_selector: dict[str, str] = Field({}, alias="nodeSelector")
+    """Node labels the pods need, e.g. `nvidia.com/gpu.product: NVIDIA-A10G`; merged over the
+    stack's GPU node selector for models with GPUs."""
+    tolerations: list[Toleration] = []
+    """Taints the pods tolerate, besides the stack's GPU taint for models with GPUs."""
+    priority_class_name: DnsSubdomain | None = Field(None, alias="priorityClassName")
+    """A PriorityClass for the pods (which must exist in the cluster)."""
+
+    @property
+    def gpus(self) -> int:
+        return int(self.resources.gpu)
+
+    def rollout_budget(self) -> tuple[int | str, int | str]:
+        return self.rollout.budget(self.gpus)
+
+
+class Candidate(Strict):
+    """Another version beside the stable one: a Deployment `<model>-<name>` of its own that
+    gets a share of live traffic (`weight`, A/B/N) or a copy of it (`mirror`, a shadow whose
+    answers are discarded), through the model's Gateway API HTTPRoute."""
+
+    name: DnsLabel
+    """Names the candidate's Deployment `<model>-<name>`."""
+    version: SemVer
+    """Its own version; never the model's."""
+    artifact: Artifact
+    image: Image | None = None
+    """Default: the model's image settings, built for the candidate's version."""
+    weight: int | None = Field(None, ge=1, le=99)
+    """Percent of live traffic it answers; the stable version answers the rest."""
+    mirror: int | None = Field(None, ge=1, le=100)
+    """Percent of live traffic copied to it; its answers are discarded."""
+
+
+class Serving(PodSettings):
     port: int = Field(8080, ge=1024, le=65535)
     """Port the model server listens on; 1024 or above, since pods run as non-root."""
     replicas: Replicas = Replicas()
     target_cpu_utilization: int = Field(70, ge=1, le=100, alias="targetCPUUtilization")
     """Average CPU use, in percent of the request, that the autoscaler aims for."""
-    resources: Resources = Resources()
-    env: EnvVars = {}
-    """Extra environment variables for the model server."""
+    scale_metric: ScaleMetric = Field("cpu", alias="scaleMetric")
+    """What the autoscaler follows; concurrency and rps are read from the model server's own
+    Prometheus metrics through a KEDA ScaledObject (stack config `prometheusAddress`)."""
+    scale_target: int | None = Field(None, ge=1, alias="scaleTarget")
+    """Target per pod (KServe's scaleTarget): requests in flight for concurrency, requests per
+    second for rps (both required), percent CPU for cpu (default: targetCPUUtilization)."""
+    grpc_port: int = Field(8081, ge=1024, le=65535, alias="grpcPort")
+    """Port of the Open Inference Protocol's gRPC endpoint; probes stay on HTTP."""
+    candidates: list[Candidate] = []
+    """Versions beside the stable one, with a traffic weight or a mirror share each."""
 
 
 class BatchRun(Strict):
@@ -198,7 +380,7 @@ class BatchRun(Strict):
     """Pods at a time; default: partitions, at most maxWorkers."""
 
 
-class Batch(Strict):
+class Batch(PodSettings):
     min_workers: int = Field(0, ge=0, alias="minWorkers")
     """Workers kept when the queue is empty; 0 scales to zero."""
     max_workers: int = Field(10, ge=1, alias="maxWorkers")
@@ -211,17 +393,16 @@ class Batch(Strict):
     """Deliveries before a message moves to the dead-letter queue."""
     cooldown_seconds: int = Field(300, ge=0, le=86400, alias="cooldownSeconds")
     """Seconds of an empty queue before the workers scale to minWorkers."""
-    resources: Resources = Resources()
-    """CPU, memory and GPUs of each worker and each run's pods."""
-    env: EnvVars = {}
-    """Extra environment variables for workers and runs."""
     runs: list[BatchRun] = []
     """Partitioned runs; adding one starts it, the others are left alone."""
 
 
 class Artifact(Strict):
-    uri: S3Uri | None = None
+    uri: ArtifactUri | None = None
     """An artifact already in S3; referenced, not copied."""
+    version_id: VersionId | None = Field(None, alias="versionId")
+    """Pins the exact S3 object version of `uri` (one object, in a versioned bucket): the
+    model server and the workers read that version, whatever the key holds later."""
     path: RelativePath | None = None
     """A file or folder next to the manifest; uploaded to the registry."""
     sha256: Sha256 | None = None
@@ -266,6 +447,14 @@ class ModelSpec(Strict):
     """Online endpoint; merged over `defaults.serving`."""
     batch: Batch | None = None
     """Queue-driven batch workers; merged over `defaults.batch`."""
+
+    def candidate_spec(self, candidate: Candidate) -> ModelSpec:
+        """The model as a candidate runs it: its version, artifact and image (by default the
+        model's image settings, built for that version), the model's serving settings."""
+        serving = self.serving.model_copy(update={"candidates": []}) if self.serving else None
+        return self.model_copy(update={
+            "version": candidate.version, "artifact": candidate.artifact,
+            "image": candidate.image or self.image, "serving": serving, "batch": None})
 
 
 def partial(model: type[BaseModel], name: str, drop: frozenset[str] = frozenset()) -> Any:

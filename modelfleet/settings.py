@@ -21,7 +21,7 @@ CONFIG_KEYS = ("environment", "namespace", "manifest", "manifestRef", "team", "r
                "oidcProviderArn", "oidcProviderUrl", "kubeconfig", "kmsKeyArn",
                "noncurrentVersionDays", "imagePlatform", "untaggedImageDays", "createNamespace",
                "allowedNamespaces", "gpuNodeSelector", "gpuTolerationKey", "keda",
-               "kedaServiceAccount")
+               "kedaServiceAccount", "prometheusAddress", "gateway", "flagger")
 _IRSA = "pods get their AWS permissions through IRSA, from the cluster's OIDC provider"
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -58,6 +58,14 @@ class StackSettings:
     gpu_toleration_key: str = "nvidia.com/gpu"
     keda: bool = True
     keda_service_account: str = "keda/keda-operator"
+    prometheus_address: str | None = None
+    """Prometheus that KEDA asks for request metrics (models scaled on concurrency or rps)."""
+    gateway: str | None = None
+    """`namespace/name` of the Gateway (Gateway API) every online model gets a route on."""
+    flagger: bool = False
+    """Flagger (1.44+, Gateway API provider) runs progressive rollouts in the cluster."""
+    config_file: str = field(default="", compare=False)
+    """The stack file the settings were read from, for messages."""
 
     @classmethod
     def parse(cls, config: Mapping[str, Any], file: str) -> StackSettings:
@@ -87,6 +95,10 @@ class StackSettings:
             keda=reader.boolean("keda", default=True),
             keda_service_account=reader.service_account("kedaServiceAccount",
                                                         "keda/keda-operator"),
+            prometheus_address=reader.url("prometheusAddress"),
+            gateway=reader.reference("gateway"),
+            flagger=reader.boolean("flagger"),
+            config_file=file,
         )
         if reader.problems:
             raise ManifestError(reader.problems)
@@ -119,6 +131,13 @@ class _Reader:
             self._problem(key, "must be a single value")
             return None
         return str(value)
+
+    def url(self, key: str) -> str | None:
+        value = self.text(key)
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            self._problem(key, f"'{value}' is not an http(s) URL, e.g. "
+                          "http://prometheus-operated.monitoring.svc:9090")
+        return value
 
     def label(self, key: str, required: bool = False) -> str | None:
         value = self.text(key, required)
@@ -178,6 +197,16 @@ class _Reader:
             if not _DNS_LABEL.match(item):
                 self._problem(key, f"'{item}' is not a namespace name")
         return found
+
+    def reference(self, key: str) -> str | None:
+        """`namespace/name` of an object, or None when not given."""
+        value = self.text(key)
+        if value is None:
+            return None
+        namespace, slash, name = value.partition("/")
+        if not slash or not _DNS_LABEL.match(namespace) or not _DNS_LABEL.match(name):
+            self._problem(key, f"'{value}' is not of the form namespace/name")
+        return value
 
     def service_account(self, key: str, default: str) -> str:
         value = self.text(key) or default

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelfleet.diff import as_written, diff_models
-from modelfleet.release import Release
+from modelfleet.release import ModelRelease, Release
 from modelfleet.report import render_text
 from modelfleet.schema import ModelSpec
 
@@ -33,7 +33,72 @@ def deployed_record(release: Release) -> dict[str, Any]:
         "deployed": {model.spec.name: as_written(model.spec) for model in release.models},
         "builds": {model.spec.name: model.build_digest for model in release.models
                    if model.build_digest},
+        "artifacts": {model.spec.name: artifact_identity(model) for model in release.models},
     }
+
+
+def artifact_identity(model: ModelRelease) -> dict[str, Any]:
+    """What a model version's artifact is: its URI, pins and object version, or for an
+    uploaded `artifact.path` the sha256 of each file (a path may move, its content may not)."""
+    artifact = model.spec.artifact
+    if artifact.path is not None:
+        return {"files": {f.key: f.sha256 for f in model.artifact_files}}
+    return {key: value for key, value in (("uri", artifact.uri), ("sha256", artifact.sha256),
+                                          ("versionId", artifact.version_id)) if value}
+
+
+def version_conflicts(previous: Mapping[str, Any] | None, release: Release) -> list[str]:
+    """Models whose version is unchanged since the last deployment but whose artifact is not.
+
+    A version names one artifact forever: clients that pulled `name@version` must
+    be able to trust it. One line per model, naming what changed.
+    """
+    record = (previous or {}).get("manifest")
+    if not isinstance(record, Mapping) or not isinstance(record.get("deployed"), Mapping):
+        return []
+    identities = record.get("artifacts")
+    lines = []
+    for model in release.models:
+        name, version = model.spec.name, model.spec.version
+        before = record["deployed"].get(name)
+        if not isinstance(before, Mapping) or before.get("version") != version:
+            continue
+        old: dict[str, Any] | None
+        if isinstance(identities, Mapping) and isinstance(identities.get(name), Mapping):
+            old = dict(identities[name])
+        else:  # a record from before identities were exported: what the manifest said
+            written = before.get("artifact")
+            old = {k: v for k, v in dict(written).items() if k in ("uri", "sha256", "versionId")
+                   } if isinstance(written, Mapping) and "uri" in written else None
+        if old is None:
+            continue
+        changes = _artifact_changes(old, artifact_identity(model))
+        if changes:
+            lines.append(f"{PREFIX}model '{name}' version {version} already names another "
+                         f"artifact: {'; '.join(changes)}. A version names one artifact "
+                         "forever: bump the version.")
+    return lines
+
+
+def _artifact_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    changes = []
+    for key in ("uri", "sha256", "versionId"):
+        if old.get(key) != new.get(key):
+            changes.append(f"artifact.{key} {old.get(key) or '(none)'} → "
+                           f"{new.get(key) or '(none)'}")
+    if ("files" in old) != ("files" in new):
+        changes.append("the artifact moved between an uploaded path and an S3 URI")
+    elif "files" in old:
+        before, after = dict(old["files"]), dict(new["files"])
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        if changed:
+            changes.append("uploaded files changed: " + ", ".join(
+                f"{k} ({_digest(before.get(k))} → {_digest(after.get(k))})" for k in changed))
+    return changes
+
+
+def _digest(sha256: Any) -> str:
+    return f"sha256 {str(sha256)[:12]}…" if sha256 else "absent"
 
 
 def change_report(previous: Mapping[str, Any] | None, release: Release) -> list[str]:
@@ -53,7 +118,27 @@ def change_report(previous: Mapping[str, Any] | None, release: Release) -> list[
     lines += [f"{PREFIX}note: the last deployment's record of '{name}' could not be read; "
               "it is shown as added" for name in unreadable]
     lines += immutable_tag_warnings(record, release)
+    lines += changed_run_warnings(before, release)
     return lines
+
+
+def changed_run_warnings(before: list[ModelSpec], release: Release) -> list[str]:
+    """A started run is history: its Job is never changed (Kubernetes refuses a new pod
+    template, and the program ignores changes to it), so an edit of it does nothing."""
+    deployed = {spec.name: spec for spec in before}
+    warnings = []
+    for model in release.models:
+        old, new = deployed.get(model.spec.name), model.spec
+        if old is None or old.batch is None or new.batch is None:
+            continue
+        runs = {run.id: run for run in old.batch.runs}
+        for run in new.batch.runs:
+            if run.id in runs and runs[run.id] != run:
+                warnings.append(
+                    f"{PREFIX}warning: model '{new.name}': run '{run.id}' was changed, but a "
+                    "started run is never changed (its Job is immutable); this update leaves "
+                    "it as it was. Give the run a new id to start another.")
+    return warnings
 
 
 def immutable_tag_warnings(record: Mapping[str, Any], release: Release) -> list[str]:

@@ -19,10 +19,22 @@ from planner.render import SECRET, plain
 
 KUBERNETES_IDENTITY = ("metadata.name", "metadata.namespace", "apiVersion", "kind")
 REPLACED_ON: dict[str, tuple[str, ...]] = {
+    # pulumi-kubernetes' own table (provider/pkg/provider/diff.go, forceNew): a change of
+    # any other path is sent as an update, which the API server may still refuse.
     "kubernetes:apps/v1:Deployment": ("spec.selector",),
-    "kubernetes:apps/v1:StatefulSet": ("spec.selector", "spec.volumeClaimTemplates"),
-    "kubernetes:batch/v1:Job": ("spec.selector", "spec.template", "spec.completionMode"),
+    "kubernetes:apps/v1:DaemonSet": ("spec.selector",),
+    "kubernetes:apps/v1:StatefulSet": ("spec.podManagementPolicy", "spec.revisionHistoryLimit",
+                                       "spec.selector", "spec.serviceName",
+                                       "spec.volumeClaimTemplates"),
+    "kubernetes:batch/v1:Job": ("spec.completions", "spec.parallelism", "spec.selector",
+                                "spec.template"),
     "kubernetes:core/v1:Service": ("spec.clusterIP",),
+    "kubernetes:core/v1:Secret": ("type",),
+    "kubernetes:core/v1:PersistentVolumeClaim": ("spec.accessModes", "spec.selector",
+                                                 "spec.storageClassName", "spec.volumeName"),
+    "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": ("roleRef",),
+    "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding": ("roleRef",),
+    "kubernetes:storage.k8s.io/v1:StorageClass": ("parameters", "provisioner"),
     "aws:s3/bucket:Bucket": ("bucket", "bucketPrefix", "objectLockEnabled"),
     "aws:s3/bucketObjectv2:BucketObjectv2": ("bucket", "key"),
     "aws:ecr/repository:Repository": ("name", "encryptionConfigurations"),

@@ -1,7 +1,8 @@
-"""The project's own manifest and stack files in a fresh repository, as a team would have it.
+"""The project in a repository of its own, as a team would have it: a clone of this one.
 
-The prod stacks pin the release tag `v2026.11.1`; the copy tags its first
-commit with it, so the shipped stacks plan the same way on any clone.
+The prod stacks pin a commit of this repository's history (tags do not travel with a
+clone of a branch; commits do), so the copy is a clone, with the working tree's project
+files committed on top: the shipped stacks plan the same way on any clone.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import git
 import pytest
 
 from modelfleet.stacks import load_stack
@@ -20,20 +22,24 @@ from tests.conftest import PROJECT
 from tests.deploy import run_stack
 from tests.gitrepo import GitRepo
 
-RELEASE_TAG = "v2026.11.1"
 PROJECT_FILES = ("Pulumi.yaml", "models.yaml", "stacks", "images", "artifacts")
+PINNED_COMMIT = str(load_stack(PROJECT, "prod").get("modelfleet:manifestRef"))
+"""The commit the production stacks deploy the manifest at."""
 
 
 def copy_project(root: Path) -> GitRepo:
+    """A clone of this repository with the working tree's project files committed on top."""
+    git.Repo.clone_from(PROJECT, root)
     repo = GitRepo(root)
     for name in PROJECT_FILES:
-        source = PROJECT / name
+        source, target = PROJECT / name, root / name
         if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy2(source, root / name)
-    repo.commit("modelfleet project")
-    repo.tag(RELEASE_TAG)
+            shutil.copy2(source, target)
+    if repo.repo.is_dirty(untracked_files=True):
+        repo.commit("the project as in the working tree")
     return repo
 
 

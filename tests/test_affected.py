@@ -9,7 +9,7 @@ import pytest
 
 from modelfleet.cli import main
 from tests.gitrepo import GitRepo
-from tests.shipped import copy_project, inside
+from tests.shipped import PINNED_COMMIT, copy_project, inside
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_an_override_for_prod_only_affects_no_dev_stack(
 
 def test_a_stack_file_change_affects_that_stack(project: GitRepo,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    edit(project, "stacks/Pulumi.prod.yaml", "v2026.11.1", "v2026.12.1")
+    edit(project, "stacks/Pulumi.prod.yaml", PINNED_COMMIT, "v2026.12.1")
     assert affected(project, capsys) == ["prod"]
 
 

@@ -14,7 +14,7 @@ from planner.changes import resource_changes
 from planner.plan import plan_stack
 from planner.recorder import Registration
 from tests.gitrepo import GitRepo
-from tests.shipped import copy_project, inside, run_shipped_stack
+from tests.shipped import PINNED_COMMIT, copy_project, inside, run_shipped_stack
 from tests.validators import kubernetes_versions, run_checkov, schema_errors
 
 SHIPPED = ["dev", "growth-dev", "prod", "risk-prod", "staging"]
@@ -59,7 +59,7 @@ def test_text_plan_groups_by_model_and_counts_by_type(
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("Plan for stack risk-prod (environment prod, models.yaml at "
-                               "v2026.11.1 (")
+                               f"{PINNED_COMMIT} (")
     assert "model fraud-detector 1.4.2 (team risk)" in lines
     assert "model churn-scorer" not in out
     assert "     1  kubernetes:apps/v1:Deployment" in lines

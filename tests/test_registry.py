@@ -403,3 +403,44 @@ def test_an_artifact_that_does_not_match_its_pin_is_refused(project: GitRepo) ->
         f"{project.root / 'models.yaml'}:20: model 'ranker' (environment 'dev'): "
         f"artifact.sha256: 'artifacts/ranker.joblib' has sha256 {actual}, "
         f"not the pinned {'0' * 64}"]
+
+
+PINNED_VERSION = "3HL4kqtJlcpXroDTDmJ.wLeqS7qPk2Zt"
+
+
+def test_a_pinned_object_version_reaches_metadata_env_and_role(repo: GitRepo) -> None:
+    repo.write("images/sklearn/Dockerfile", "FROM python:3.11-slim\n")
+    repo.write("models.yaml", f"""\
+apiVersion: modelfleet/v1
+models:
+  - name: churn
+    team: growth
+    version: 2.1.0
+    artifact: {{uri: "s3://training-output/churn/model.joblib", versionId: "{PINNED_VERSION}"}}
+    image: {{build: {{context: images/sklearn}}}}
+    batch:
+      runs: [{{id: nightly, input: "s3://exports/day/", partitions: 2}}]
+""")
+    repo.commit("churn pinned to one object version")
+    simulation = deploy(repo.root / "models.yaml")
+    record = json_content(simulation, "churn-metadata")
+    assert record["artifact"] == {"uri": "s3://training-output/churn/model.joblib",
+                                  "sha256": None, "files": [], "versionId": PINNED_VERSION}
+    for kind, name in (("apps/v1:Deployment", "churn-worker"), ("batch/v1:Job", "churn-nightly")):
+        pod = simulation.find(f"kubernetes:{kind}", name).inputs["spec"]["template"]["spec"]
+        env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+        assert env["MODEL_URI"] == "s3://training-output/churn/model.joblib"
+        assert env["MODEL_OBJECT_VERSION"] == PINNED_VERSION
+    policy = json.loads(simulation.find("aws:iam/rolePolicy:RolePolicy",
+                                        "churn-worker-policy").inputs["policy"])
+    versioned = [s for s in policy["Statement"] if "s3:GetObjectVersion" in s["Action"]]
+    assert versioned == [{"Sid": "ReadArtifactObject", "Effect": "Allow",
+                          "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                          "Resource": "arn:aws:s3:::training-output/churn/model.joblib"}]
+
+
+def test_an_unpinned_artifact_gets_no_object_version_anywhere(dev: Simulation) -> None:
+    assert "versionId" not in json_content(dev, "fraud-metadata")["artifact"]
+    for registration in dev.registrations:
+        assert "MODEL_OBJECT_VERSION" not in json.dumps(registration.inputs, default=str)
+        assert "s3:GetObjectVersion" not in json.dumps(registration.inputs, default=str)

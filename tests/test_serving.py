@@ -124,9 +124,10 @@ def test_deployment_runs_the_digest_with_the_models_environment(dev: Simulation)
     assert [(e["name"], e["value"]) for e in server["env"]] == [
         ("MODEL_NAME", "fraud"), ("MODEL_VERSION", "1.4.2"),
         ("MODEL_URI", "s3://training-output/fraud/model.joblib"),
-        ("MODEL_SHA256", "b" * 64), ("LOG_LEVEL", "info"), ("MODEL_PORT", "9000"),
-        ("WORKERS", "4")]
-    assert server["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
+        ("MODEL_SHA256", "b" * 64), ("LOG_LEVEL", "info"), ("MODEL_GRPC_PORT", "8081"),
+        ("MODEL_PORT", "9000"), ("WORKERS", "4")]
+    assert server["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"},
+                               {"name": "grpc", "containerPort": 8081, "protocol": "TCP"}]
     assert server["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"},
                                    "limits": {"cpu": "1", "memory": "2Gi"}}
     assert pod_spec(dev, "fraud")["serviceAccountName"] == "fraud-server"
@@ -214,8 +215,9 @@ def test_labels_and_selector(project: GitRepo, dev: Simulation) -> None:
 def test_service_autoscaler_budget(dev: Simulation) -> None:
     service = dev.find(SERVICE, "fraud").inputs["spec"]
     assert service["type"] == "ClusterIP"
-    assert service["ports"] == [{"name": "http", "port": 9000, "targetPort": "http",
-                                 "protocol": "TCP"}]
+    assert service["ports"] == [
+        {"name": "http", "port": 9000, "targetPort": "http", "protocol": "TCP"},
+        {"name": "grpc", "port": 8081, "targetPort": "grpc", "protocol": "TCP"}]
     assert service["selector"] == {"app.kubernetes.io/name": "fraud",
                                    "app.kubernetes.io/component": "server"}
     hpa = dev.find(HPA, "fraud").inputs
@@ -242,7 +244,7 @@ def test_network_policy_admits_only_the_port_from_listed_namespaces(
     assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "fraud",
                                                     "app.kubernetes.io/component": "server"}
     (rule,) = policy["ingress"]
-    assert rule["ports"] == [{"port": 9000, "protocol": "TCP"}]
+    assert rule["ports"] == [{"port": 9000, "protocol": "TCP"}, {"port": 8081, "protocol": "TCP"}]
     (peer,) = rule["from"]
     assert peer == {"namespaceSelector": {"matchExpressions": [{
         "key": "kubernetes.io/metadata.name", "operator": "In", "values": ["models"]}]}}
@@ -322,3 +324,17 @@ def test_missing_oidc_configuration_fails_before_anything_is_declared(
     assert failure.value.simulation.registrations == []
     assert any("modelfleet:oidcProviderArn: is required" in line
                for line in failure.value.simulation.messages("error"))
+
+
+def test_a_pinned_object_version_reaches_the_server_and_its_role(project: GitRepo) -> None:
+    models = project.root / "models.yaml"
+    models.write_text(manifest().replace(
+        'artifact: {uri: "s3://training-output/fraud/model.joblib", ',
+        'artifact: {uri: "s3://training-output/fraud/model.joblib", versionId: "3HL4kqtJlcpXro", '))
+    pinned = deploy(models)
+    env = {e["name"]: e["value"] for e in container(pinned, "fraud")["env"]}
+    assert env["MODEL_OBJECT_VERSION"] == "3HL4kqtJlcpXro"
+    found = {s["Sid"]: s for s in statements(pinned, "fraud-server-policy")}
+    assert found["ReadArtifactObject"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert found["ReadArtifactObject"]["Resource"] == \
+        "arn:aws:s3:::training-output/fraud/model.joblib"

@@ -12,7 +12,7 @@ from modelfleet.stacks import list_stacks, load_stack
 from planner.simulate import ProgramFailed, Simulation
 from tests.conftest import PROJECT
 from tests.gitrepo import GitRepo
-from tests.shipped import RELEASE_TAG, copy_project, run_shipped_stack
+from tests.shipped import PINNED_COMMIT, copy_project, run_shipped_stack
 
 SHIPPED = ["dev", "growth-dev", "prod", "risk-prod", "staging"]
 
@@ -123,8 +123,8 @@ def test_without_keda_the_stack_says_how_workers_scale(runs: dict[str, Simulatio
 def test_exports(project: GitRepo, runs: dict[str, Simulation]) -> None:
     prod = runs["prod"].outputs
     manifest = prod["manifest"]
-    assert manifest["ref"] == RELEASE_TAG
-    assert manifest["commit"] == project.repo.tags[RELEASE_TAG].commit.hexsha
+    assert manifest["ref"] == PINNED_COMMIT
+    assert manifest["commit"] == project.repo.commit(PINNED_COMMIT).hexsha
     assert manifest["digest"].startswith("sha256:")
     assert manifest["models"] == ["fraud-detector", "churn-scorer", "product-recommender",
                                   "image-tagger"]
@@ -159,7 +159,7 @@ def test_a_candidate_fails_a_stack_that_requires_approval(project: GitRepo) -> N
     models.write_text(candidate)
     stack_file = project.root / "stacks/Pulumi.prod-next.yaml"
     stack_file.write_text((project.root / "stacks/Pulumi.prod.yaml").read_text().replace(
-        f"  modelfleet:manifestRef: {RELEASE_TAG}\n", ""))
+        f"  modelfleet:manifestRef: {PINNED_COMMIT}\n", ""))
     try:
         with pytest.raises(ProgramFailed) as failure:
             run_shipped_stack(project, "prod-next")

@@ -109,6 +109,59 @@ CASES = {
         ["models.yaml:6: model 'fraud': artifact.uri: 'https://example.com/model' is not an "
          "S3 URI of the form s3://bucket/key"],
     ),
+    "artifact uri carrying a version query": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            "model.joblib", "model.joblib?versionId=3HL4kqtJlcpXroDTDmJ"),
+        ["models.yaml:6: model 'fraud': artifact.uri: 's3://training-output/fraud/"
+         "model.joblib?versionId=3HL4kqtJlcpXroDTDmJ' carries a query or fragment, which S3 "
+         "would read as part of the key; give the key only and pin an object version with "
+         "`artifact.versionId`"],
+    ),
+    "artifact uri with a fragment": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            "model.joblib", "model.joblib#v2"),
+        ["models.yaml:6: model 'fraud': artifact.uri: 's3://training-output/fraud/"
+         "model.joblib#v2' carries a query or fragment"],
+    ),
+    "run input carrying a version query": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            "serving: {}", "batch:\n      runs:\n        - {id: nightly, partitions: 2, "
+            "input: \"s3://exports/day.jsonl?versionId=abc\"}"),
+        ["models.yaml:10: model 'fraud': batch.runs[0].input: 's3://exports/day.jsonl?"
+         "versionId=abc' carries a query or fragment, which S3 would read as part of the key; "
+         "give the key or prefix only"],
+    ),
+    "version pin on a prefix": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            '{uri: "s3://training-output/fraud/model.joblib"}',
+            '{uri: "s3://training-output/fraud/", versionId: "3HL4kqtJlcpXroDTDmJ"}'),
+        ["models.yaml:6: model 'fraud': artifact.versionId: pins one object, but "
+         "'s3://training-output/fraud/' is a prefix; name the object in `uri`"],
+    ),
+    "version pin with an uploaded path": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            '{uri: "s3://training-output/fraud/model.joblib"}',
+            '{path: models.yaml, versionId: "3HL4kqtJlcpXroDTDmJ"}'),
+        ["models.yaml:6: model 'fraud': artifact.versionId: pins an S3 object version, so it "
+         "needs `uri`; an uploaded `path` is versioned by the model's version"],
+    ),
+    "version pin that is too long": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            'model.joblib"}', 'model.joblib", versionId: "' + "v" * 1025 + '"}'),
+        ["models.yaml:6: model 'fraud': artifact.versionId: is 1025 characters; an S3 "
+         "version ID has at most 1024"],
+    ),
+    "version pin with spaces": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            'model.joblib"}', 'model.joblib", versionId: "not a version"}'),
+        ["models.yaml:6: model 'fraud': artifact.versionId: 'not a version' is not an S3 "
+         "version ID"],
+    ),
+    "version pin that is a number": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            'model.joblib"}', 'model.joblib", versionId: 12}'),
+        ["models.yaml:6: model 'fraud': artifact.versionId: "],
+    ),
     "sha256 of the wrong format": (
         "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
             'model.joblib"}', 'model.joblib", sha256: "9F2C"}'),

@@ -17,9 +17,11 @@ from moto.server import ThreadedMotoServer
 
 from tests.modelserver_support import (
     SlowEstimator,
+    call,
     free_port,
     save_model,
     server_env,
+    server_process,
     trained_model,
     wait_until,
 )
@@ -204,7 +206,7 @@ def test_job_partitions_cover_the_input_once_and_a_rerun_skips(
         result = subprocess.run([sys.executable, "-m", "modelserver"], env=env,
                                 capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 0, result.stderr
-    written = outputs(world, "outputs/churn/backfill/")
+    written = outputs(world, "outputs/churn/backfill/part-")
     assert sorted(Path(k).name for k in written) == ["part-00000.jsonl", "part-00001.jsonl"]
     ids = [line["id"] for lines in written.values() for line in lines]
     assert len(ids) == 15
@@ -214,3 +216,62 @@ def test_job_partitions_cover_the_input_once_and_a_rerun_skips(
                            capture_output=True, text=True, timeout=120, check=False)
     assert again.returncode == 0
     assert "partition 0 of 2 is already done" in again.stderr
+
+
+def test_a_pinned_object_version_is_the_one_read(world: dict[str, Any], aws: dict[str, str],
+                                                 model: Any, tmp_path: Path) -> None:
+    """Two versions of one key in a versioned bucket: MODEL_OBJECT_VERSION picks the old one."""
+    s3, bucket = world["s3"], world["bucket"]
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    key = "training/churn/model.joblib"
+    x = np.random.default_rng(0).normal(size=(200, 4))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    flipped = type(model)().fit(x, 1 - y)  # predicts the opposite class
+    first = s3.put_object(Bucket=bucket, Key=key, Body=save_model(
+        model, tmp_path / "first").read_bytes())["VersionId"]
+    s3.put_object(Bucket=bucket, Key=key, Body=save_model(
+        flipped, tmp_path / "second").read_bytes())
+    rows = np.random.default_rng(5).normal(size=(6, 4))
+    put_rows(world, "exports/pinned.jsonl", rows)
+
+    def predictions(run: str, **pin: str) -> list[Any]:
+        env = server_env(f"s3://{bucket}/{key}", free_port(), MODEL_MODE="job",
+                         INPUT_URI=f"s3://{bucket}/exports/pinned.jsonl", PARTITIONS="1",
+                         OUTPUT_URI=f"s3://{bucket}/outputs/churn/{run}/",
+                         MODEL_CACHE_DIR=str(tmp_path / f"cache-{run}"), **aws, **pin)
+        result = subprocess.run([sys.executable, "-m", "modelserver"], env=env,
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        (lines,) = outputs(world, f"outputs/churn/{run}/part-").values()
+        return [line["predict"] for line in lines]
+
+    assert model.predict(rows).tolist() != flipped.predict(rows).tolist()
+    assert predictions("pinned", MODEL_OBJECT_VERSION=first) == model.predict(rows).tolist()
+    assert predictions("latest") == flipped.predict(rows).tolist()
+
+    port = free_port()  # and the online server, from the same pin
+    env = server_env(f"s3://{bucket}/{key}", port, MODEL_OBJECT_VERSION=first,
+                     MODEL_CACHE_DIR=str(tmp_path / "cache-serve"), **aws)
+    with server_process(env):
+        answer = call(f"http://127.0.0.1:{port}/v2/models/churn/infer", {"inputs": [
+            {"name": "input-0", "shape": [6, 4], "datatype": "FP64", "data": rows.tolist()}]})
+    served = {o["name"]: o["data"] for o in answer.body["outputs"]}
+    assert served["predict"] == model.predict(rows).tolist()
+
+
+def test_an_unknown_object_version_stops_the_server_with_one_line(
+        world: dict[str, Any], aws: dict[str, str], model: Any, tmp_path: Path) -> None:
+    bucket = world["bucket"]
+    world["s3"].put_bucket_versioning(Bucket=bucket,
+                                      VersioningConfiguration={"Status": "Enabled"})
+    world["s3"].put_object(Bucket=bucket, Key="training/m.joblib",
+                           Body=save_model(model, tmp_path).read_bytes())
+    env = server_env(f"s3://{bucket}/training/m.joblib", free_port(),
+                     MODEL_OBJECT_VERSION="no-such-version",
+                     MODEL_CACHE_DIR=str(tmp_path / "cache"), **aws)
+    result = subprocess.run([sys.executable, "-m", "modelserver"], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert (f"cannot download s3://{bucket}/training/m.joblib (object version "
+            "no-such-version)") in result.stderr

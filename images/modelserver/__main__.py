@@ -16,7 +16,7 @@ from modelserver.batch import QueueWorker, run_partition
 from modelserver.http import ModelHTTPServer, ServerState
 from modelserver.models import ArtifactError, load_predictor
 from modelserver.settings import Settings, SettingsError
-from modelserver.storage import StorageError
+from modelserver.storage import StorageError, fetch
 
 log = logging.getLogger("modelserver")
 
@@ -39,9 +39,13 @@ def main() -> int:
         signal.signal(signum, lambda *_: stop.set())
 
     try:
-        state.predictor = load_predictor(settings.model_uri, Path(settings.cache_dir),
+        model_uri = settings.model_uri
+        if settings.model_object_version:  # a pinned S3 object version: fetched as such
+            model_uri = str(fetch(model_uri, Path(settings.cache_dir),
+                                  settings.model_object_version))
+        state.predictor = load_predictor(model_uri, Path(settings.cache_dir),
                                          settings.model_sha256, settings.flavor)
-    except ArtifactError as error:
+    except (ArtifactError, StorageError) as error:
         log.error("%s", error)
         server.drain(0)
         return 1

@@ -9,15 +9,26 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import PurePosixPath
 from typing import Any
 
+from modelserver.layout import SUCCESS_NAME, PartRecord, RunSummary, part_index, part_name
 from modelserver.metrics import Metrics
 from modelserver.models import Predictor
 from modelserver.records import Row, as_matrix, batches, parse_rows, prediction_lines
 from modelserver.settings import Settings
-from modelserver.storage import Location, exists, list_objects, read_bytes, write_bytes
+from modelserver.storage import (
+    Location,
+    StorageError,
+    create_once,
+    exists,
+    head,
+    list_objects,
+    read_bytes,
+    write_bytes,
+)
 
 log = logging.getLogger("modelserver")
 
@@ -137,22 +148,80 @@ class QueueWorker:
 
 
 def run_partition(settings: Settings, predictor: Predictor, metrics: Metrics) -> str:
-    """Predict partition JOB_COMPLETION_INDEX of the run's input; skip it if already done."""
+    """Predict partition JOB_COMPLETION_INDEX of the run's input; skip it if already done.
+
+    The part carries its own account (rows in and out, start and end) as S3 user
+    metadata; then the run's summary is written if this was the last part missing.
+    """
     index, count = settings.partition, settings.partitions
-    target = Location.parse(str(settings.output_uri)).child(f"part-{index:05d}.jsonl")
+    target = Location.parse(str(settings.output_uri)).child(part_name(index))
     if exists(target):
         log.info("partition %d of %d is already done: %s", index, count, target)
-        return target
-    source = str(settings.input_uri)
-    rows: list[Row] = []
-    if Location.parse(source).is_prefix:
-        for uri in list_objects(source)[index::count]:
-            rows += [Row(f"{uri}#{row.key}", row.features)
-                     for row in parse_rows(read_bytes(uri), uri)]
     else:
-        rows = parse_rows(read_bytes(source), source)[index::count]
-    lines = predict_rows(predictor, rows, settings.batch_size)
-    write_bytes(target, ("\n".join(lines) + "\n").encode() if lines else b"")
-    metrics.rows.labels(settings.model_name).inc(len(rows))
-    log.info("partition %d of %d: %d rows to %s", index, count, len(rows), target)
+        started = _now()
+        source = str(settings.input_uri)
+        rows: list[Row] = []
+        if Location.parse(source).is_prefix:
+            for uri in list_objects(source)[index::count]:
+                rows += [Row(f"{uri}#{row.key}", row.features)
+                         for row in parse_rows(read_bytes(uri), uri)]
+        else:
+            rows = parse_rows(read_bytes(source), source)[index::count]
+        lines = predict_rows(predictor, rows, settings.batch_size)
+        data = ("\n".join(lines) + "\n").encode() if lines else b""
+        record = PartRecord(index=index, key=Location.parse(target).key, size=len(data),
+                            rows_in=len(rows), rows_out=len(lines), started=started,
+                            finished=_now(), partitions=count)
+        write_bytes(target, data, metadata=record.object_metadata())
+        metrics.rows.labels(settings.model_name).inc(len(rows))
+        log.info("partition %d of %d: %d rows to %s", index, count, len(rows), target)
+    finish_run(settings)
     return target
+
+
+def finish_run(settings: Settings) -> bool:
+    """Write the run's `_SUCCESS.json` if every part is there: True if this call wrote it.
+
+    Every finishing pod checks; the summary is a write-once object (a conditional
+    PUT), so when several pods find the run complete at once exactly one writes it.
+    """
+    output = Location.parse(str(settings.output_uri))
+    if output.bucket is None:
+        log.info("run: outputs are local files; summaries are written for S3 outputs only")
+        return False
+    count = settings.partitions
+    summary_uri = output.child(SUCCESS_NAME)
+    written = {part_index(PurePosixPath(Location.parse(uri).key).name): uri
+               for uri in list_objects(str(output))}
+    missing = [i for i in range(count) if i not in written]
+    if missing:
+        log.info("run: %d of %d partitions written; the last one writes %s",
+                 count - len(missing), count, SUCCESS_NAME)
+        return False
+    if exists(summary_uri):
+        log.info("run: every partition is written and %s exists", SUCCESS_NAME)
+        return False
+    parts = []
+    for index in range(count):
+        info = head(written[index])
+        if info is None:
+            raise StorageError(f"{written[index]} disappeared while the run was summarised")
+        try:
+            parts.append(PartRecord.from_object(Location.parse(info.uri).key, info.size,
+                                                info.metadata))
+        except ValueError as error:
+            raise StorageError(f"cannot summarise the run: {error}") from error
+    summary = RunSummary(model=settings.model_name, version=settings.model_version,
+                         run=PurePosixPath(output.key).name, partitions=count,
+                         parts=tuple(parts))
+    text = json.dumps(summary.document(), indent=2, sort_keys=True) + "\n"
+    if create_once(summary_uri, text.encode()):
+        log.info("run: all %d partitions written; summary %s", count, summary_uri)
+        return True
+    log.info("run: another partition wrote %s first", summary_uri)
+    return False
+
+
+def _now() -> str:
+    """ISO 8601 in UTC, to the millisecond."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

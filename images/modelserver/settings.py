@@ -17,6 +17,8 @@ class Settings:
     model_version: str
     model_uri: str
     model_sha256: str | None = None
+    model_object_version: str | None = None
+    """The S3 object version of MODEL_URI to read (MODEL_OBJECT_VERSION); default: the latest."""
     mode: str = "serve"
     """`serve` (HTTP), `worker` (queue) or `job` (one partition of a run)."""
     port: int = 8080
@@ -51,6 +53,7 @@ class Settings:
             model_version=env.get("MODEL_VERSION", "0.0.0"),
             model_uri=env["MODEL_URI"],
             model_sha256=env.get("MODEL_SHA256") or None,
+            model_object_version=env.get("MODEL_OBJECT_VERSION") or None,
             mode=mode,
             port=_integer(env, "MODEL_PORT", 8080),
             host=env.get("MODEL_HOST", "0.0.0.0"),

@@ -54,19 +54,31 @@ def s3() -> Any:
     return boto3.client("s3")
 
 
-def read_bytes(uri: str) -> bytes:
+def _version(version_id: str | None) -> dict[str, str]:
+    """boto3 arguments that name one object version (S3 `versionId`), or none."""
+    return {"VersionId": version_id} if version_id else {}
+
+
+def read_bytes(uri: str, version_id: str | None = None) -> bytes:
+    """An object's content; with `version_id`, exactly that S3 object version."""
     location = Location.parse(uri)
     try:
         if location.bucket is None:
+            _local_version(uri, version_id)
             return Path(location.key).read_bytes()
-        response = s3().get_object(Bucket=location.bucket, Key=location.key)
+        response = s3().get_object(Bucket=location.bucket, Key=location.key,
+                                   **_version(version_id))
         data: bytes = response["Body"].read()
         return data
+    except StorageError:
+        raise
     except Exception as error:
-        raise StorageError(f"cannot read {uri}: {error}") from error
+        raise StorageError(f"cannot read {_named(uri, version_id)}: {error}") from error
 
 
-def write_bytes(uri: str, data: bytes, content_type: str = "application/x-ndjson") -> None:
+def write_bytes(uri: str, data: bytes, content_type: str = "application/x-ndjson",
+                metadata: dict[str, str] | None = None) -> None:
+    """Write a whole object; `metadata` becomes its S3 user metadata (`x-amz-meta-*`)."""
     location = Location.parse(uri)
     try:
         if location.bucket is None:
@@ -77,22 +89,79 @@ def write_bytes(uri: str, data: bytes, content_type: str = "application/x-ndjson
             partial.replace(path)  # readers never see half a file
         else:
             s3().put_object(Bucket=location.bucket, Key=location.key, Body=data,
-                            ContentType=content_type)
+                            ContentType=content_type, Metadata=metadata or {})
     except Exception as error:
         raise StorageError(f"cannot write {uri}: {error}") from error
+
+
+def create_once(uri: str, data: bytes, content_type: str = "application/json") -> bool:
+    """Write an S3 object only if no object has that key: True if this call created it.
+
+    A conditional PUT (`If-None-Match: *`): of concurrent writers exactly one
+    succeeds and the others get 412 Precondition Failed, so the key is written once
+    even in a versioned bucket. S3 answers 409 ConditionalRequestConflict while
+    another conditional write of the key is in flight; that one is retried.
+    """
+    location = Location.parse(uri)
+    if location.bucket is None:
+        raise StorageError(f"{uri}: a write-once object must be in S3")
+    for _ in range(5):
+        try:
+            s3().put_object(Bucket=location.bucket, Key=location.key, Body=data,
+                            ContentType=content_type, IfNoneMatch="*")
+        except Exception as error:
+            code = _error_code(error)
+            if code in ("PreconditionFailed", "412"):
+                return False
+            if code in ("ConditionalRequestConflict", "409"):
+                continue
+            raise StorageError(f"cannot write {uri}: {error}") from error
+        return True
+    raise StorageError(f"cannot write {uri}: conflicting writes did not settle")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    uri: str
+    size: int
+    """Bytes."""
+    metadata: dict[str, str]
+    """S3 user metadata, names in lower case."""
+
+
+def head(uri: str) -> ObjectInfo | None:
+    """An S3 object's size and user metadata; None when there is no such object."""
+    location = Location.parse(uri)
+    if location.bucket is None:
+        path = Path(location.key)
+        return ObjectInfo(uri, path.stat().st_size, {}) if path.is_file() else None
+    try:
+        answer = s3().head_object(Bucket=location.bucket, Key=location.key)
+    except Exception as error:
+        if _error_code(error) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise StorageError(f"cannot check {uri}: {error}") from error
+    return ObjectInfo(uri, int(answer["ContentLength"]), dict(answer.get("Metadata", {})))
+
+
+def _error_code(error: Exception) -> str:
+    return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _named(uri: str, version_id: str | None) -> str:
+    return f"{uri} (object version {version_id})" if version_id else uri
+
+
+def _local_version(uri: str, version_id: str | None) -> None:
+    if version_id:
+        raise StorageError(f"{uri} is a local path; an object version pins an S3 object")
 
 
 def exists(uri: str) -> bool:
     location = Location.parse(uri)
     if location.bucket is None:
         return Path(location.key).exists()
-    try:
-        s3().head_object(Bucket=location.bucket, Key=location.key)
-    except Exception as error:  # botocore's ClientError for a 404
-        if getattr(error, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-            return False
-        raise StorageError(f"cannot check {uri}: {error}") from error
-    return True
+    return head(uri) is not None
 
 
 def list_objects(uri: str) -> list[str]:
@@ -109,10 +178,14 @@ def list_objects(uri: str) -> list[str]:
     return [f"s3://{location.bucket}/{key}" for key in sorted(keys)]
 
 
-def fetch(uri: str, cache_dir: Path) -> Path:
-    """A local copy of an object, or of every object below a prefix; local paths as they are."""
+def fetch(uri: str, cache_dir: Path, version_id: str | None = None) -> Path:
+    """A local copy of an object, or of every object below a prefix; local paths as they are.
+
+    With `version_id`, exactly that S3 object version of the one object `uri` names.
+    """
     location = Location.parse(uri)
     if location.bucket is None:
+        _local_version(uri, version_id)
         path = Path(location.key)
         if not path.exists():
             raise StorageError(f"{uri} does not exist")
@@ -120,20 +193,23 @@ def fetch(uri: str, cache_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     if not location.is_prefix:
         target = cache_dir / Path(location.key).name
-        _download(location.bucket, location.key, target)
+        _download(location.bucket, location.key, target, version_id)
         return target
+    if version_id:
+        raise StorageError(f"{uri} is a prefix; an object version pins one object")
     for source in list_objects(uri):
         key = Location.parse(source).key
         _download(location.bucket, key, cache_dir / key.removeprefix(location.key))
     return cache_dir
 
 
-def _download(bucket: str, key: str, target: Path) -> None:
+def _download(bucket: str, key: str, target: Path, version_id: str | None = None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        s3().download_file(bucket, key, str(target))
+        s3().download_file(bucket, key, str(target), ExtraArgs=_version(version_id) or None)
     except Exception as error:
-        raise StorageError(f"cannot download s3://{bucket}/{key}: {error}") from error
+        raise StorageError(f"cannot download {_named(f's3://{bucket}/{key}', version_id)}: "
+                           f"{error}") from error
 
 
 def sha256_of(path: Path) -> str:

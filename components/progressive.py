@@ -1,0 +1,110 @@
+"""A progressive rollout run by Flagger: metric-gated traffic steps and automatic rollback.
+
+Flagger (1.44, Gateway API provider) watches the model's Deployment; on a new version it
+starts a copy beside the `-primary` one, shifts `steps` percent of the model's Open Inference
+Protocol traffic to it through an HTTPRoute on the stack's Gateway, checks the success rate
+and p99 latency of the new pods at each step (MetricTemplates over the model server's own
+metrics), promotes it, or rolls back after `failureBudget` failed checks. Flagger then
+scales the Deployment we declare to zero: it carries `pulumi.com/skipAwait` so that Pulumi
+neither waits for it nor, having no `spec.replicas`, scales it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cluster import ClusterSettings
+from components.metrics import LATENCY_P99_MS, SUCCESS_RATE
+from components.provenance import Provenance
+from modelfleet.schema import Serving
+
+FLAGGER_API = "flagger.app/v1beta1"
+PROVIDER = "gatewayapi:v1"
+COMPONENT = "server"
+
+
+@dataclass(frozen=True)
+class ProgressiveRolloutArgs:
+    provenance: Provenance
+    cluster: ClusterSettings
+    serving: Serving
+    deployment: pulumi.Input[str]
+    """Name of the Deployment Flagger takes over (the target)."""
+    autoscaler: dict[str, str]
+    """`apiVersion` and `kind` of the model's autoscaler (named like the Deployment)."""
+    primary_scaler_query: str | None = None
+    """For a KEDA ScaledObject on request load: its query for the primary's pods."""
+
+
+class ProgressiveRollout(pulumi.ComponentResource):
+    """A Flagger Canary for the model's Deployment and the MetricTemplates it checks."""
+
+    def __init__(self, name: str, args: ProgressiveRolloutArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelfleet:serving:ProgressiveRollout", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        templates = [metric_template(f"{name}-{check}", query, args, child)
+                     for check, query in (("success-rate", SUCCESS_RATE),
+                                          ("latency-p99", LATENCY_P99_MS))]
+        k8s.apiextensions.CustomResource(
+            name, api_version=FLAGGER_API, kind="Canary", metadata=metadata(name, args),
+            spec=canary_spec(name, args),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=templates))
+        self.canary_name: pulumi.Output[str] = pulumi.Output.from_input(name)
+        self.register_outputs({"canary_name": self.canary_name})
+
+
+def metadata(name: str, args: ProgressiveRolloutArgs) -> dict[str, Any]:
+    return {"name": name, "namespace": args.cluster.object_namespace,
+            "labels": args.provenance.labels(COMPONENT),
+            "annotations": args.provenance.annotations()}
+
+
+def metric_template(name: str, query: str, args: ProgressiveRolloutArgs,
+                    opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(
+        name, api_version=FLAGGER_API, kind="MetricTemplate", metadata=metadata(name, args),
+        spec={"provider": {"type": "prometheus", "address": args.cluster.prometheus_address},
+              "query": query},
+        opts=opts)
+
+
+def canary_spec(name: str, args: ProgressiveRolloutArgs) -> dict[str, Any]:
+    """Flagger's Canary: target, autoscaler, route on the Gateway, analysis."""
+    serving, rollout = args.serving, args.serving.rollout
+    namespace, _, gateway = (args.cluster.gateway or "/").partition("/")
+    interval = f"{rollout.interval_seconds}s"
+    autoscaler: dict[str, Any] = {**args.autoscaler, "name": name}
+    if args.primary_scaler_query:
+        autoscaler["primaryScalerQueries"] = {"requests": args.primary_scaler_query}
+    return {
+        "provider": PROVIDER,
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": args.deployment},
+        "autoscalerRef": autoscaler,
+        # Long enough for a slow model to load before Flagger gives up on the new version.
+        "progressDeadlineSeconds": serving.startup_seconds + 120,
+        "service": {
+            "port": serving.port,
+            "targetPort": "http",
+            "portDiscovery": True,
+            "gatewayRefs": [{"name": gateway, "namespace": namespace}],
+            "match": [{"uri": {"prefix": f"/v2/models/{args.provenance.model}"}}],
+        },
+        "analysis": {
+            "interval": interval,
+            "threshold": rollout.failure_budget,
+            "stepWeights": list(rollout.steps),
+            "metrics": [
+                {"name": "success-rate", "interval": interval,
+                 "templateRef": {"name": f"{name}-success-rate"},
+                 "thresholdRange": {"min": rollout.min_success_rate}},
+                {"name": "latency-p99", "interval": interval,
+                 "templateRef": {"name": f"{name}-latency-p99"},
+                 "thresholdRange": {"max": rollout.max_latency_p99_ms}},
+            ],
+        },
+    }

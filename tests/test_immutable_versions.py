@@ -1,0 +1,125 @@
+"""A model version names one artifact forever: a changed artifact under the same version is
+refused where approval is required and warned about elsewhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from planner.simulate import ProgramFailed, Simulation
+from tests.deploy import deploy
+from tests.gitrepo import GitRepo
+
+SHA_A, SHA_B = "a" * 64, "b" * 64
+REF = "registry.example/models@sha256:" + "f" * 64
+
+
+def manifest(fraud_artifact: str, churn_version: str = "2.1.0") -> str:
+    return f"""\
+apiVersion: modelfleet/v1
+models:
+  - name: fraud
+    team: risk
+    version: 1.4.2
+    stage: approved
+    artifact: {fraud_artifact}
+    image: {{ref: "{REF}"}}
+    serving: {{}}
+  - name: churn
+    team: growth
+    version: {churn_version}
+    stage: approved
+    artifact: {{path: artifacts/churn}}
+    image: {{ref: "{REF}"}}
+    batch: {{}}
+"""
+
+
+PINNED = '{uri: "s3://training/fraud.joblib", versionId: "v1", sha256: "' + SHA_A + '"}'
+
+
+@pytest.fixture
+def project(repo: GitRepo) -> GitRepo:
+    repo.write("artifacts/churn/model.joblib", "churn weights")
+    repo.write("models.yaml", manifest(PINNED))
+    repo.commit("fraud pinned, churn uploaded")
+    return repo
+
+
+def redeploy(project: GitRepo, first: Simulation, *, approved: bool) -> Simulation:
+    config = {"modelfleet:requireApproved": "true"} if approved else {}
+    return deploy(project.root / "models.yaml", previous=first.outputs, config=config)
+
+
+def warnings(simulation: Simulation) -> list[str]:
+    return [m for m in simulation.messages("warning") if "already names another" in m]
+
+
+@pytest.mark.parametrize(("artifact", "changed"), [
+    ('{uri: "s3://training/fraud.joblib", versionId: "v2", sha256: "' + SHA_A + '"}',
+     "artifact.versionId v1 → v2"),
+    ('{uri: "s3://training/fraud.joblib", versionId: "v1", sha256: "' + SHA_B + '"}',
+     f"artifact.sha256 {SHA_A} → {SHA_B}"),
+    ('{uri: "s3://training/fraud-retrained.joblib", versionId: "v1", sha256: "' + SHA_A + '"}',
+     "artifact.uri s3://training/fraud.joblib → s3://training/fraud-retrained.joblib"),
+])
+def test_a_changed_artifact_under_the_same_version_is_refused_where_approval_is_required(
+        project: GitRepo, artifact: str, changed: str) -> None:
+    first = deploy(project.root / "models.yaml")
+    project.write("models.yaml", manifest(artifact))
+    with pytest.raises(ProgramFailed) as failure:
+        redeploy(project, first, approved=True)
+    assert failure.value.simulation.messages("error") == [
+        f"modelfleet: model 'fraud' version 1.4.2 already names another artifact: {changed}. "
+        "A version names one artifact forever: bump the version."]
+    assert str(failure.value) == "1 model version(s) would name another artifact; bump their " \
+                                 "versions"
+
+
+def test_elsewhere_it_is_a_warning_and_the_update_goes_on(project: GitRepo) -> None:
+    first = deploy(project.root / "models.yaml")
+    project.write("models.yaml", manifest(PINNED.replace('"v1"', '"v2"')))
+    again = redeploy(project, first, approved=False)
+    assert warnings(again) == [
+        "modelfleet: model 'fraud' version 1.4.2 already names another artifact: "
+        "artifact.versionId v1 → v2. A version names one artifact forever: bump the version."]
+    assert again.outputs["models"]["fraud"]["version"] == "1.4.2"
+
+
+def test_new_content_in_an_uploaded_path_under_the_same_version_is_caught(
+        project: GitRepo) -> None:
+    first = deploy(project.root / "models.yaml")
+    project.write("artifacts/churn/model.joblib", "churn weights, retrained")
+    with pytest.raises(ProgramFailed) as failure:
+        redeploy(project, first, approved=True)
+    (error,) = failure.value.simulation.messages("error")
+    assert error.startswith("modelfleet: model 'churn' version 2.1.0 already names another "
+                            "artifact: uploaded files changed: model.joblib (sha256 ")
+    assert error.endswith("A version names one artifact forever: bump the version.")
+
+
+def test_a_version_bump_with_a_new_artifact_is_fine(project: GitRepo) -> None:
+    first = deploy(project.root / "models.yaml")
+    project.write("artifacts/churn/model.joblib", "churn weights, retrained")
+    project.write("models.yaml", manifest(PINNED, churn_version="2.2.0"))
+    again = redeploy(project, first, approved=True)
+    assert warnings(again) == []
+    assert again.messages("error") == []
+
+
+def test_an_unchanged_redeploy_says_nothing_about_artifacts(project: GitRepo) -> None:
+    first = deploy(project.root / "models.yaml")
+    again = redeploy(project, first, approved=True)
+    assert warnings(again) == []
+    assert again.messages("error") == []
+
+
+def test_a_record_from_before_artifact_identities_is_compared_by_what_the_manifest_said(
+        project: GitRepo) -> None:
+    first = deploy(project.root / "models.yaml")
+    outputs = dict(first.outputs)
+    outputs["manifest"] = {k: v for k, v in outputs["manifest"].items() if k != "artifacts"}
+    project.write("models.yaml", manifest(PINNED.replace('"v1"', '"v2"')))
+    again = deploy(project.root / "models.yaml", previous=outputs)
+    assert warnings(again) == [
+        "modelfleet: model 'fraud' version 1.4.2 already names another artifact: "
+        "artifact.versionId v1 → v2. A version names one artifact forever: bump the version."]

@@ -1,0 +1,234 @@
+"""Safe rollouts: a route per model, candidates beside the stable version (A/B/N and shadow),
+progressive rollouts with Flagger, their bad input, and traffic in diffs and plans."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modelfleet.cli import main
+from planner.simulate import ProgramFailed, Simulation
+from tests.deploy import deploy
+from tests.gitrepo import GitRepo
+
+IMAGE = "registry.example/models/fraud@sha256:" + "e" * 64
+GATEWAY = {"gateway": "gateway-system/models"}
+FLAGGER = {**GATEWAY, "flagger": "true",
+           "prometheusAddress": "http://prometheus-operated.monitoring.svc:9090"}
+ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+CANARY = "kubernetes:flagger.app/v1beta1:Canary"
+TEMPLATE = "kubernetes:flagger.app/v1beta1:MetricTemplate"
+METADATA = "aws:s3/bucketObjectv2:BucketObjectv2"
+
+
+def fraud(serving: str = "") -> str:
+    return """\
+  - name: fraud
+    team: risk
+    version: 1.4.2
+    artifact: {uri: "s3://training-output/fraud/1.4.2/model.joblib"}
+    image: {build: {context: images}}
+    serving:
+      port: 8080
+""" + "".join(f"      {line}\n" for line in serving.splitlines())
+
+
+CANDIDATES = f"""\
+candidates:
+  - name: challenger
+    version: 1.5.0
+    artifact: {{uri: "s3://training-output/fraud/1.5.0/model.joblib"}}
+    weight: 10
+  - name: shadow
+    version: 1.6.0-rc.1
+    artifact: {{uri: "s3://training-output/fraud/1.6.0/model.joblib"}}
+    image: {{ref: "{IMAGE}"}}
+    mirror: 100"""
+BATCH_ONLY = f"""\
+  - name: churn
+    team: growth
+    version: 2.1.0
+    artifact: {{uri: "s3://training-output/churn/model.joblib"}}
+    image: {{ref: "{IMAGE}"}}
+    batch: {{}}
+"""
+
+
+def manifest(*models: str) -> str:
+    return "apiVersion: modelfleet/v1\nmodels:\n" + "".join(models)
+
+
+def run(repo: GitRepo, text: str, config: dict[str, str] | None = None) -> Simulation:
+    repo.write("images/Dockerfile", "FROM python:3.11-slim\n")
+    path = repo.write("models.yaml", text)
+    return deploy(path, config={f"modelfleet:{k}": v for k, v in (config or {}).items()})
+
+
+def names(simulation: Simulation, type_: str) -> set[str]:
+    return {r.name for r in simulation.of_type(type_)}
+
+
+def test_each_online_model_gets_a_route_on_the_gateway_and_none_without_one(
+        repo: GitRepo) -> None:
+    routed = run(repo, manifest(fraud(), BATCH_ONLY), GATEWAY)
+    assert names(routed, ROUTE) == {"fraud"}
+    spec = routed.find(ROUTE, "fraud").inputs["spec"]
+    assert spec["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                   "name": "models", "namespace": "gateway-system"}]
+    (rule,) = spec["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/v2/models/fraud"}}]
+    assert rule["backendRefs"] == [{"name": "fraud", "port": 8080, "weight": 100}]
+    assert names(run(repo, manifest(fraud(), BATCH_ONLY)), ROUTE) == set()
+
+
+def test_candidates_get_their_own_workload_and_the_route_shares_or_mirrors_traffic(
+        repo: GitRepo) -> None:
+    simulation = run(repo, manifest(fraud(CANDIDATES)), GATEWAY)
+    assert names(simulation, DEPLOYMENT) == {"fraud", "fraud-challenger", "fraud-shadow"}
+    assert names(simulation, SERVICE) == {"fraud", "fraud-challenger", "fraud-shadow"}
+    for kind in ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+                 "kubernetes:policy/v1:PodDisruptionBudget"):
+        assert names(simulation, kind) == {"fraud", "fraud-challenger", "fraud-shadow"}
+    assert names(simulation, "kubernetes:core/v1:ServiceAccount") == {
+        "fraud-server-sa", "fraud-challenger-server-sa", "fraud-shadow-server-sa"}
+    challenger = simulation.find(DEPLOYMENT, "fraud-challenger").inputs
+    labels = challenger["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/version"] == "1.5.0"
+    assert labels["modelfleet.dev/candidate"] == "challenger"
+    assert challenger["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "fraud-challenger", "app.kubernetes.io/component": "server"}
+    stable = simulation.find(SERVICE, "fraud").inputs["spec"]["selector"]
+    assert stable == {"app.kubernetes.io/name": "fraud", "app.kubernetes.io/component": "server"}
+    env = {e["name"]: e["value"] for e in
+           challenger["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (env["MODEL_NAME"], env["MODEL_VERSION"]) == ("fraud", "1.5.0")
+    assert env["MODEL_URI"] == "s3://training-output/fraud/1.5.0/model.joblib"
+    built = simulation.find("docker:index/image:Image", "fraud-challenger-image").inputs
+    assert built["build"]["args"]["MODEL_VERSION"] == "1.5.0"
+    assert str(built["imageName"]).endswith(":1.5.0")
+    shadow = simulation.find(DEPLOYMENT, "fraud-shadow").inputs
+    assert shadow["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    keys = {r.inputs["key"] for r in simulation.of_type(METADATA) if "metadata" in r.name}
+    assert {"models/fraud/1.5.0/metadata.json", "models/fraud/1.6.0-rc.1/metadata.json",
+            "models/fraud/1.4.2/metadata.json"} <= keys
+    (rule,) = simulation.find(ROUTE, "fraud").inputs["spec"]["rules"]
+    assert rule["backendRefs"] == [{"name": "fraud", "port": 8080, "weight": 90},
+                                   {"name": "fraud-challenger", "port": 8080, "weight": 10}]
+    assert rule["filters"] == [{"type": "RequestMirror", "requestMirror": {
+        "backendRef": {"name": "fraud-shadow", "port": 8080}, "percent": 100}}]
+    policies = names(simulation, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    assert policies == {"fraud"}, "one policy covers every version of the model"
+    selector = simulation.find("kubernetes:networking.k8s.io/v1:NetworkPolicy", "fraud").inputs
+    assert selector["spec"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/instance": "fraud", "app.kubernetes.io/component": "server"}
+
+
+def test_a_progressive_rollout_is_a_flagger_canary_gated_on_the_servers_metrics(
+        repo: GitRepo) -> None:
+    simulation = run(repo, manifest(fraud(
+        "rollout: {strategy: progressive, steps: [5, 20, 50], intervalSeconds: 120, "
+        "failureBudget: 3, minSuccessRate: 99.5, maxLatencyP99Ms: 250}")), FLAGGER)
+    assert names(simulation, SERVICE) == set(), "Flagger makes the Services"
+    assert names(simulation, ROUTE) == set(), "Flagger makes the route"
+    deployment = simulation.find(DEPLOYMENT, "fraud").inputs
+    assert deployment["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    assert "replicas" not in deployment["spec"]
+    canary = simulation.find(CANARY, "fraud").inputs["spec"]
+    assert canary["provider"] == "gatewayapi:v1"
+    assert canary["targetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                   "name": "fraud"}
+    assert canary["autoscalerRef"] == {"apiVersion": "autoscaling/v2",
+                                       "kind": "HorizontalPodAutoscaler", "name": "fraud"}
+    assert canary["service"]["gatewayRefs"] == [{"name": "models",
+                                                 "namespace": "gateway-system"}]
+    analysis = canary["analysis"]
+    assert (analysis["interval"], analysis["threshold"], analysis["stepWeights"]) == \
+        ("120s", 3, [5, 20, 50])
+    thresholds = {m["name"]: m["thresholdRange"] for m in analysis["metrics"]}
+    assert thresholds == {"success-rate": {"min": 99.5}, "latency-p99": {"max": 250}}
+    templates = {r.name: r.inputs["spec"] for r in simulation.of_type(TEMPLATE)}
+    assert set(templates) == {"fraud-success-rate", "fraud-latency-p99"}
+    success = templates["fraud-success-rate"]
+    assert success["provider"] == {"type": "prometheus",
+                                   "address": FLAGGER["prometheusAddress"]}
+    assert 'modelserver_requests_total{namespace="{{ namespace }}",pod=~"{{ target }}-' \
+        in success["query"]
+    assert 'code!~"5.."' in success["query"]
+    assert "histogram_quantile(0.99" in templates["fraud-latency-p99"]["query"]
+
+
+BAD = {
+    "weights of 100 or more": (
+        CANDIDATES.replace("weight: 10", "weight: 60").replace("mirror: 100", "weight: 40"),
+        "serving.candidates: the weights add up to 100 percent"),
+    "both weight and mirror": (CANDIDATES.replace("weight: 10", "weight: 10\n    mirror: 5"),
+                               "serving.candidates[0]: give exactly one of `weight`"),
+    "neither weight nor mirror": (CANDIDATES.replace("    weight: 10\n", ""),
+                                  "serving.candidates[0]: give exactly one of `weight`"),
+    "the model's own version": (CANDIDATES.replace("version: 1.5.0", "version: 1.4.2"),
+                                "serving.candidates[0].version: 1.4.2 is the model's own"),
+    "duplicate names": (CANDIDATES.replace("name: shadow", "name: challenger"),
+                        "serving.candidates[1].name: 'challenger' is used by another"),
+    "a name too long for Kubernetes": (
+        CANDIDATES.replace("name: challenger", "name: challenger-of-the-month-of-november"),
+        "serving.candidates[0].name: 'fraud-challenger-of-the-month-of-november' would name its "
+        "Deployment, but is longer than 40 characters"),
+    "a threshold out of range": ("rollout: {strategy: progressive, minSuccessRate: 101}",
+                                 "serving.rollout.minSuccessRate: must be at most 100"),
+    "progressive with candidates": ("rollout: {strategy: progressive}\n" + CANDIDATES,
+                                    "serving.candidates: a progressive rollout shifts traffic"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_rollouts_are_refused_with_file_line_model_and_field(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
+    serving, expected = BAD[case]
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images/Dockerfile").write_text("FROM scratch\n")
+    path = tmp_path / "models.yaml"
+    path.write_text(manifest(fraud(serving)))
+    assert main(["validate", str(path)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.startswith(f"{path}:") and f": model 'fraud': {expected}" in line
+               for line in lines), lines
+
+
+@pytest.mark.parametrize(("serving", "config", "expected"), [
+    (CANDIDATES, {}, "serving.candidates: candidates share traffic through a Gateway API "
+                     "HTTPRoute, but the stack has no modelfleet:gateway"),
+    ("rollout: {strategy: progressive}", GATEWAY,
+     "serving.rollout.strategy: a progressive rollout is run by Flagger, but the stack has no "
+     "modelfleet:flagger"),
+])
+def test_what_the_stack_must_give_is_checked_before_anything_is_declared(
+        repo: GitRepo, serving: str, config: dict[str, str], expected: str) -> None:
+    with pytest.raises(ProgramFailed) as failure:
+        run(repo, manifest(fraud(serving)), config)
+    assert failure.value.simulation.registrations == []
+    messages = failure.value.simulation.messages("error")
+    assert any(f"model 'fraud' (environment 'dev'): {expected}" in m for m in messages), messages
+
+
+def test_a_weight_change_or_a_new_candidate_shows_as_a_traffic_change(
+        repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    repo.write("images/Dockerfile", "FROM python:3.11-slim\n")
+    repo.write("models.yaml", manifest(fraud()))
+    repo.commit("stable only")
+    repo.write("models.yaml", manifest(fraud(CANDIDATES)))
+    assert main(["diff", str(repo.root / "models.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "    traffic: stable 100% → stable 90%, challenger 10%, shadow mirrors 100%" in \
+        out.splitlines()
+    repo.commit("candidates")
+    repo.write("models.yaml", manifest(fraud(CANDIDATES.replace("weight: 10", "weight: 25"))))
+    assert main(["diff", str(repo.root / "models.yaml"), "--format", "json"]) == 0
+    (model,) = json.loads(capsys.readouterr().out)["models"]
+    assert model["traffic"] == {"old": "stable 90%, challenger 10%, shadow mirrors 100%",
+                                "new": "stable 75%, challenger 25%, shadow mirrors 100%"}
+    assert [c["path"] for c in model["changes"]] == ["serving.candidates.challenger.weight"]
+
