@@ -148,7 +148,6 @@ def test_a_reordered_env_is_no_change(project: GitRepo,
     assert added["risks"] == []
 
 
-@pytest.mark.xfail(reason="needs canonical quantities", strict=True)
 def test_a_respelled_quantity_is_no_change(project: GitRepo,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     edit(project, "models.yaml", 'resources: {cpu: "1", memory: 2Gi}\n      env',
