@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--render", metavar="DIR",
                       help="write Kubernetes objects as YAML and AWS inputs as JSON to DIR")
     plan.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    plan.add_argument("--fail-on", choices=["info", "warning", "danger"], metavar="LEVEL",
+                      help="exit 3 after printing when a risk of LEVEL (info, warning, danger) "
+                           "or above is flagged")
     plan.set_defaults(command=cmd_plan)
 
     stacks = commands.add_parser("stacks", help="the project's stacks, or those a change affects")

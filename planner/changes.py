@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from modelfleet.release import context_digest, file_sha256
+from planner.placeholders import references_in
 from planner.recorder import Registration
 from planner.render import SECRET, plain
 
@@ -48,15 +49,30 @@ REPLACED_ON: dict[str, tuple[str, ...]] = {
 BUCKET_SETTINGS = ("bucket", "expectedBucketOwner")
 
 
+RENEWED_ON_UPDATE: dict[str, tuple[str, ...]] = {
+    "docker:index/image:Image": ("repoDigest",),
+    "aws:s3/bucketObjectv2:BucketObjectv2": ("etag", "versionId"),
+}
+"""Outputs that take a new value when the resource is updated in place: a rebuilt image's
+digest, a rewritten object's version. On a replacement every output is new."""
+
+
 @dataclass(frozen=True)
 class PathChange:
+    """One input path of a resource: its value in the base and in the head."""
+
     path: str
     old: Any
     new: Any
+    on_apply: bool = False
+    """The text is the same, but it names an output this plan renews (a rebuilt image's
+    digest, a replaced role's ARN): the value changes when the plan is applied."""
 
 
 @dataclass(frozen=True)
 class ResourceChange:
+    """What the engine would do to one resource, and the inputs that make it do so."""
+
     op: str
     """create, update, replace or delete."""
     type: str
@@ -118,30 +134,89 @@ def _forces_replacement(registration: Registration, path: str) -> bool:
 
 def resource_changes(base: Iterable[Registration],
                      head: Iterable[Registration]) -> list[ResourceChange]:
+    """Every resource to create, update, replace or delete, in (type, name) order.
+
+    A value that names an output the change renews (`${fraud-detector-image.repoDigest}`
+    of a rebuilt image, any output of a replaced bucket) changes on apply although its
+    text does not: it counts as a change (`PathChange.on_apply`), as `pulumi preview`
+    counts it, and so on through whatever depends on it in turn.
+    """
     before = {r.key: r for r in base if r.custom}
     after = {r.key: r for r in head if r.custom}
-    changes: list[ResourceChange] = []
-    for key in sorted(before.keys() | after.keys()):
+    old_inputs = {key: comparable_inputs(r) for key, r in before.items()}
+    new_inputs = {key: comparable_inputs(r) for key, r in after.items()}
+    changes: dict[tuple[str, str], ResourceChange] = {}
+    for key in before.keys() | after.keys():
         old, new = before.get(key), after.get(key)
         if old is None and new is not None:
-            changes.append(ResourceChange("create", key[0], key[1], new.urn))
+            changes[key] = ResourceChange("create", key[0], key[1], new.urn)
         elif new is None and old is not None:
-            changes.append(ResourceChange("delete", key[0], key[1], old.urn,
-                                          retained=old.retain_on_delete))
+            changes[key] = ResourceChange("delete", key[0], key[1], old.urn,
+                                          retained=old.retain_on_delete)
         elif old is not None and new is not None:
-            change = _update(old, new)
-            if change is not None:
-                changes.append(change)
-    return changes
+            paths = tuple(PathChange(path, old_inputs[key].get(path), new_inputs[key].get(path))
+                          for path in sorted(old_inputs[key].keys() | new_inputs[key].keys())
+                          if old_inputs[key].get(path) != new_inputs[key].get(path))
+            if paths:
+                changes[key] = _classified(new, paths)
+    _propagate(changes, after, old_inputs, new_inputs)
+    return [changes[key] for key in sorted(changes)]
 
 
-def _update(old: Registration, new: Registration) -> ResourceChange | None:
-    before, after = comparable_inputs(old), comparable_inputs(new)
-    paths = tuple(PathChange(path, before.get(path), after.get(path))
-                  for path in sorted(before.keys() | after.keys())
-                  if before.get(path) != after.get(path))
-    if not paths:
-        return None
+def renewed_outputs(change: ResourceChange) -> set[tuple[str, str]]:
+    """`(name, property)` of the outputs that take new values; `(name, "*")`: all of them."""
+    if change.op == "replace" and not change.type.startswith("kubernetes:"):
+        return {(change.name, "*")}
+    if change.op in ("update", "replace"):
+        return {(change.name, prop) for prop in RENEWED_ON_UPDATE.get(change.type, ())}
+    return set()
+
+
+def _propagate(changes: dict[tuple[str, str], ResourceChange],
+               after: dict[tuple[str, str], Registration],
+               old_inputs: dict[tuple[str, str], dict[str, Any]],
+               new_inputs: dict[tuple[str, str], dict[str, Any]]) -> None:
+    # Where each resource's outputs are named in a value that is the same on both sides.
+    naming: dict[str, list[tuple[tuple[str, str], str]]] = {}
+    for key, inputs in new_inputs.items():
+        old = old_inputs.get(key)
+        if old is None:
+            continue
+        for path, value in inputs.items():
+            if isinstance(value, str) and "${" in value and old.get(path) == value:
+                for name in {name for name, _ in references_in(value)}:
+                    naming.setdefault(name, []).append((key, path))
+    renewed: set[tuple[str, str]] = set()
+    pending = list(changes.values())
+    while pending:  # each renewed output is followed once
+        fresh = set()
+        for change in pending:
+            fresh |= renewed_outputs(change) - renewed
+        renewed |= fresh
+        touched: dict[tuple[str, str], list[str]] = {}
+        for name in sorted({name for name, _ in fresh}):
+            for key, path in naming.get(name, []):
+                if _names_renewed(new_inputs[key][path], fresh):
+                    touched.setdefault(key, []).append(path)
+        pending = []
+        for key, paths in sorted(touched.items()):
+            current = changes.get(key)
+            known = {p.path for p in current.paths} if current else set()
+            extra = tuple(PathChange(path, new_inputs[key][path], new_inputs[key][path],
+                                     on_apply=True) for path in sorted(set(paths) - known))
+            if extra:
+                merged = tuple(sorted((current.paths if current else ()) + extra,
+                                      key=lambda p: p.path))
+                changes[key] = _classified(after[key], merged)
+                pending.append(changes[key])
+
+
+def _names_renewed(value: Any, renewed: set[tuple[str, str]]) -> bool:
+    return any((name, prop) in renewed or (name, "*") in renewed
+               for name, prop in references_in(value))
+
+
+def _classified(new: Registration, paths: tuple[PathChange, ...]) -> ResourceChange:
     forcing = tuple(p.path for p in paths if _forces_replacement(new, p.path))
     return ResourceChange("replace" if forcing else "update", new.type, new.name, new.urn,
                           paths, replaced_by=forcing)

@@ -1,4 +1,9 @@
-"""`python -m modelfleet plan`: the offline plan of a stack, printed, rendered, or both."""
+"""`python -m modelfleet plan`: the offline plan of a stack, printed, rendered, or both.
+
+With `--fail-on LEVEL`, the plan is printed in full and then the command exits
+with `RISK_EXIT` (3) if a risk of that level or above is present: a CI gate that
+still shows why. 1 stays "bad input" and 2 a usage error.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from planner.plan import Progress, plan_stack
+from planner.findings import findings_of
+from planner.plan import Progress, collector_tuned, plan_stack
 from planner.present import render_json, render_markdown, render_text
 from planner.render import write_aws, write_kubernetes
+from planner.risks import at_least
 from planner.simulate import ProgramFailed
 
 RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}
+RISK_EXIT = 3
 
 
 def run(args: argparse.Namespace) -> int:
+    """Plan, render, print; the exit status of `modelfleet plan` (0, 1 or `RISK_EXIT`)."""
     progress = _progress() if sys.stderr.isatty() else None
     try:
         plan = plan_stack(Path.cwd(), args.stack, manifest=args.manifest, base=args.base,
@@ -35,7 +44,20 @@ def run(args: argparse.Namespace) -> int:
         aws = write_aws(plan.head.registrations, folder / "aws")
         print(f"rendered {len(kubernetes)} Kubernetes objects to {folder / 'kubernetes'} and "
               f"{len(aws)} AWS resources to {folder / 'aws'}", file=sys.stderr)
-    sys.stdout.write(RENDERERS[args.format](plan))
+    with collector_tuned():  # the review walks both simulations: as many small objects
+        findings = findings_of(plan)
+        sys.stdout.write(RENDERERS[args.format](plan, findings))
+    fail_on = getattr(args, "fail_on", None)
+    if fail_on:
+        if plan.base_ref is None:
+            print("note: --fail-on without --base: there is no change to flag",
+                  file=sys.stderr)
+        blocking = at_least(fail_on, findings.risks)
+        if blocking:
+            print(f"{len(blocking)} risk(s) at or above '{fail_on}': "
+                  + "; ".join(f"{r.level} {r.kind} ({r.model or 'stack-wide'})"
+                              for r in blocking), file=sys.stderr)
+            return RISK_EXIT
     return 0
 
 

@@ -2,8 +2,9 @@
 
 The stack's configuration is read from its file (secrets stay encrypted), and
 the very program `pulumi up` runs (`program.main`) runs under Pulumi's mock
-runtime as a preview: what only the cloud can know stays unknown. With a base
-ref, the stack as of that ref is planned too and the two are compared.
+runtime as a preview: what only the cloud can know is shown by reference
+(`${registry-bucket.arn}`, see `planner.placeholders`), never invented. With a
+base ref, the stack as of that ref is planned too and the two are compared.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from pulumi.runtime import resource as runtime_resource
@@ -23,6 +25,7 @@ import program
 from modelfleet.gitsource import FileAbsentError, text_at
 from modelfleet.stacks import StackConfig, load_stack, parse_stack, project_file
 from planner.changes import ResourceChange, resource_changes
+from planner.placeholders import placeholder_call, placeholder_outputs
 from planner.simulate import Simulation, simulate
 
 Progress = Callable[[str], None]
@@ -37,7 +40,7 @@ class Plan:
     base_missing: bool = False
     """The stack file did not exist at the base ref: everything is created."""
 
-    @property
+    @cached_property
     def changes(self) -> list[ResourceChange]:
         if self.base_ref is None:
             return []
@@ -81,11 +84,12 @@ def run_plan(root: Path, stack: StackConfig, label: str,
         if progress is not None and count % 25 == 0:
             progress(f"{label}: {count} resources")
 
-    with _in_folder(root), _collector_tuned():
+    with _in_folder(root), collector_tuned():
         simulation = simulate(program.main, project=str(project_file(root)["name"]),
                               stack=stack.name, config=stack.for_pulumi(),
                               secret_keys=sorted(stack.secrets), preview=True,
-                              on_registration=tick)
+                              simulate_outputs=placeholder_outputs,
+                              respond_to_call=placeholder_call, on_registration=tick)
     if progress is not None:
         progress(f"{label}: {len(simulation.registrations)} resources")
     return simulation
@@ -104,7 +108,7 @@ def _in_folder(root: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _collector_tuned() -> Iterator[None]:
+def collector_tuned() -> Iterator[None]:
     """Fewer collections while thousands of small objects are made: linear, not quadratic.
 
     And no source positions: the SDK walks the Python stack (reading source files) for

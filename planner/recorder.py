@@ -17,6 +17,8 @@ from pulumi.runtime.mocks import MockMonitor, MockResourceArgs
 from pulumi.runtime.sync_await import _sync_await
 
 OutputSimulator = Callable[[MockResourceArgs], dict[str, Any]]
+"""Answers a registration with the outputs the cloud would add to its inputs; an `id` key, if
+present, is the resource's physical id."""
 CallResponder = Callable[[pulumi.runtime.MockCallArgs], dict[str, Any]]
 
 
@@ -57,9 +59,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         outputs = dict(args.inputs)
+        resource_id = f"{args.name}-id"
         if self.simulate_outputs is not None:
-            outputs.update(self.simulate_outputs(args))
-        return f"{args.name}-id", outputs
+            simulated = dict(self.simulate_outputs(args))
+            resource_id = str(simulated.pop("id", None) or resource_id)
+            outputs.update(simulated)
+        return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         # A plain dict: the mock monitor iterates the second item of a tuple, even None.

@@ -17,11 +17,14 @@ import yaml
 from pulumi.output import Unknown
 
 from modelfleet.release import file_sha256
+from planner.placeholders import references_in
 from planner.recorder import Registration
 
 UNKNOWN = "(known after apply)"
+"""An output the plan cannot even name (none of `planner.placeholders`)."""
 SECRET = "[secret]"
-UNKNOWN_IMAGE = "known-after-apply.invalid/image@sha256:" + "0" * 64
+UNKNOWN_HOST = "known-after-apply.invalid"
+UNKNOWN_IMAGE = f"{UNKNOWN_HOST}/image@sha256:" + "0" * 64
 """In rendered YAML, an image whose digest only the build will tell: a digest reference in
 form, on a reserved `.invalid` host, so it can be validated but never pulled."""
 
@@ -62,10 +65,20 @@ def is_kubernetes(registration: Registration) -> bool:
         and not registration.type.startswith("pulumi:providers:")
 
 
+def image_for_validators(image: str) -> str:
+    """`${fraud-detector-image.repoDigest}` -> `known-after-apply.invalid/fraud-detector-image@
+    sha256:000…`: which build it waits for, in a form the validators accept."""
+    built = [name for name, _ in references_in(image)]
+    if not built and image != UNKNOWN:
+        return image
+    path = re.sub(r"[^a-z0-9]+", "-", built[0].lower()).strip("-") if built else ""
+    return f"{UNKNOWN_HOST}/{path or 'image'}@sha256:" + "0" * 64
+
+
 def _images_marked(value: Any) -> Any:
     if isinstance(value, dict):
-        return {key: UNKNOWN_IMAGE if key == "image" and item == UNKNOWN else _images_marked(item)
-                for key, item in value.items()}
+        return {key: image_for_validators(item) if key == "image" and isinstance(item, str)
+                else _images_marked(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_images_marked(item) for item in value]
     return value

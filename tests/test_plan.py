@@ -66,17 +66,39 @@ def test_text_plan_groups_by_model_and_counts_by_type(
     assert any(line.startswith("Total: ") for line in lines)
 
 
-def test_what_only_the_cloud_knows_stays_unknown(project: GitRepo,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_what_only_the_cloud_knows_is_shown_by_reference(
+        project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
     planned = document(project, capsys, "--stack", "dev")
     by_key = {(r["type"], r["name"]): r["inputs"] for r in planned["resources"]}
     built = by_key[("kubernetes:apps/v1:Deployment", "fraud-detector")]
-    assert built["spec"]["template"]["spec"]["containers"][0]["image"] == "(known after apply)"
+    container = built["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "${fraud-detector-image.repoDigest}"
     prebuilt = by_key[("kubernetes:apps/v1:Deployment", "product-recommender")]
     assert prebuilt["spec"]["template"]["spec"]["containers"][0]["image"].startswith(
         "registry.example.com/ml/recommender@sha256:")
-    policy = by_key[("aws:s3/bucketPolicy:BucketPolicy", "registry-policy")]
-    assert policy["policy"] == "(known after apply)"
+    policy = json.loads(by_key[("aws:s3/bucketPolicy:BucketPolicy", "registry-policy")]["policy"])
+    assert policy["Statement"][0]["Resource"] == ["${registry-bucket.arn}",
+                                                  "${registry-bucket.arn}/*"]
+    metadata = json.loads(by_key[("aws:s3/bucketObjectv2:BucketObjectv2",
+                                  "churn-scorer-metadata")]["content"])
+    assert metadata["image"] == "${churn-scorer-image.repoDigest}"
+    assert metadata["artifact"]["uri"] == \
+        "s3://${registry-bucket.bucket}/models/churn-scorer/2.1.0/artifact/"
+    # Inputs echo as given; only what the provider computes is a reference.
+    queue = by_key[("aws:sqs/queue:Queue", "churn-scorer-queue")]
+    assert queue["name"] == "modelfleet-dev-churn-scorer"
+    assert json.loads(queue["redrivePolicy"])["deadLetterTargetArn"] == \
+        "${churn-scorer-queue-dlq.arn}"
+    assert "(known after apply)" not in json.dumps(planned)
+    assert not any(value.endswith("-id") for value in _strings(planned["resources"]))
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return [value] if isinstance(value, str) else []
 
 
 def test_base_head_right_after_a_commit_reports_no_change(
@@ -244,5 +266,7 @@ def test_only_a_content_change_uploads_an_artifact_again(
     assert document(project, capsys, "--stack", "dev", "--base", "HEAD")["changes"] == []
     model.write_bytes(model.read_bytes() + b"\0")
     changes = document(project, capsys, "--stack", "dev", "--base", "HEAD")["changes"]
+    # The metadata record lists each uploaded file's sha256: it is rewritten too.
     assert [(c["op"], c["name"], c["paths"]) for c in changes] == [
-        ("update", "churn-scorer-artifact/model.joblib", ["source.sha256"])]
+        ("update", "churn-scorer-artifact/model.joblib", ["source.sha256"]),
+        ("update", "churn-scorer-metadata", ["content"])]

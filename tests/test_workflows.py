@@ -55,6 +55,25 @@ def test_preview_comments_the_diff_plans_offline_and_previews_affected_stacks() 
     assert pulumi["with"]["stack-name"] == "${{ matrix.stack }}"
 
 
+def test_the_plan_comment_leads_with_summary_and_risks_and_danger_fails_the_job() -> None:
+    steps = workflow("preview.yml")["jobs"]["plan"]["steps"]
+    names = [step.get("name") or step.get("uses", "") for step in steps]
+    (planning,) = [s for s in steps if "modelfleet plan" in str(s.get("run", ""))]
+    command = planning["run"]
+    assert "--format markdown" in command  # summary and risks open the Markdown
+    assert "--fail-on danger" in command
+    assert "> plan.md" in command
+    assert "set +e" in command, "the gate must not stop the comment from being posted"
+    assert 'echo "status=$status" >> "$GITHUB_OUTPUT"' in command
+    (comment,) = steps_using({"steps": steps}, "marocchino/sticky-pull-request-comment@")
+    assert comment["with"]["path"] == "plan.md"
+    (gate,) = [s for s in steps if "steps.plan.outputs.status" in str(s.get("if", ""))]
+    assert planning["id"] == "plan"
+    assert names.index(planning["name"]) < names.index(comment["uses"]) < names.index(
+        gate["name"]), "plan, then comment, then the gate"
+    assert "exit 1" in gate["run"]
+
+
 def test_deploy_runs_up_for_every_stack_with_approval_for_production() -> None:
     document = workflow("deploy.yml")
     assert document[True]["push"]["branches"] == ["main"]  # YAML reads `on` as true

@@ -1,0 +1,195 @@
+"""Risk flags of a change, each with a level (`info`, `warning`, `danger`), a model and a kind.
+
+Computed from the two simulations (base and head) and what the program
+exported of each model (`manifest.deployed`, `manifest.builds`):
+
+| kind | level | when |
+| --- | --- | --- |
+| `replacement` | danger | a Deployment, Service, queue, repository, bucket or role is replaced |
+| `deletion` | danger | a resource that is not retained on delete is deleted |
+| `gpu-surge` | warning | a rolling Deployment's pods hold GPUs and it surges: spare GPUs needed |
+| `serving-stops` | warning (danger in production) | a rollout stops every pod at the minimum |
+| `artifact-mutated` | danger | the artifact (fields, uploaded content) changes, the version not |
+| `image-mutated` | danger | the image (build, prebuilt reference) changes, the version not |
+| `iam-widened` | warning | an IAM policy allows an action or resource it did not (or denies less) |
+| `production` | info | a production stack (`modelfleet:requireApproved`) changes |
+| `single-replica` | warning | in production, a changed model runs with a minimum of one replica |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from planner.describe import artifact_files, short_type
+from planner.plan import Plan
+from planner.review import ModelView, document_changes, production
+from planner.rollout import DEPLOYMENT, SCALED_OBJECT, plural, rollout_of, scalers_of
+
+LEVELS = ("info", "warning", "danger")
+GUARDED = {
+    "kubernetes:apps/v1:Deployment": "all its pods are deleted, then recreated",
+    "kubernetes:core/v1:Service": "its cluster IP changes: clients lose their connections",
+    "aws:sqs/queue:Queue": "a new, empty queue: messages waiting in the old one stay there",
+    "aws:ecr/repository:Repository": "a new, empty repository: the images are pushed again",
+    "aws:s3/bucket:Bucket": "a new, empty bucket: objects stay in the old one",
+    "aws:iam/role:Role": "a new role and ARN: pods keep the old credentials until they restart",
+}
+"""Types whose replacement is never routine, and what it does."""
+
+
+@dataclass(frozen=True)
+class Risk:
+    """One risk flag of a change."""
+
+    level: str
+    model: str | None
+    """The model at risk; None for the stack as a whole."""
+    kind: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
+    """For `iam-widened`: the resource, the grants added, the documents before and after."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"level": self.level, "model": self.model, "kind": self.kind,
+                "message": self.message, **self.details}
+
+
+def at_least(level: str, risks: list[Risk]) -> list[Risk]:
+    """The risks of `level` or above (`warning` also counts `danger`)."""
+    floor = LEVELS.index(level)
+    return [risk for risk in risks if LEVELS.index(risk.level) >= floor]
+
+
+def assess(plan: Plan, views: list[ModelView]) -> list[Risk]:
+    """Every risk of the change, most severe first."""
+    live = production(plan)
+    risks: list[Risk] = []
+    for view in views:
+        model = None if view.stack_wide else view.name
+        risks += _replacements_and_deletes(view, model)
+        risks += _rollouts(view, model, live)
+        risks += _mutations(view, model)
+        risks += _widened(view, model)
+        if live and model and view.changes and view.new is not None:
+            risks += _single_replica(view, model)
+    touched = [v.name for v in views if v.changes and not v.stack_wide]
+    if live and any(v.changes for v in views):
+        risks.append(Risk("info", None, "production", (
+            f"production stack {plan.stack.name} (modelfleet:requireApproved): "
+            + (f"{plural(len(touched), 'model')} change ({', '.join(touched)})"
+               if touched else "stack-wide resources change")
+            + "; only approved models deploy, and the deployment waits for approval")))
+    return sorted(risks, key=lambda r: (-LEVELS.index(r.level), r.model or "", r.kind))
+
+
+def _replacements_and_deletes(view: ModelView, model: str | None) -> list[Risk]:
+    risks = [Risk("danger", model, "replacement", (
+        f"replaces {short_type(c.type)} {c.name} (forced by {', '.join(c.replaced_by)}): "
+        f"{GUARDED[c.type]}")) for c in view.changes if c.op == "replace" and c.type in GUARDED]
+    deleted = [f"{short_type(c.type)} {c.name}" for c in view.changes
+               if c.op == "delete" and not c.retained]
+    if deleted:
+        risks.append(Risk("danger", model, "deletion", (
+            f"deletes {plural(len(deleted), 'resource')} the cloud does not keep (not retained "
+            f"on delete): {', '.join(deleted)}")))
+    return risks
+
+
+def _rollouts(view: ModelView, model: str | None, live: bool) -> list[Risk]:
+    risks = []
+    for change in view.changes:
+        if change.type != DEPLOYMENT or change.op != "update" \
+                or not any(p.path.startswith("spec.template.") for p in change.paths):
+            continue
+        head = next((r for r in view.head if r.key == (change.type, change.name)), None)
+        if head is None:
+            continue
+        rollout = rollout_of(head, scalers_of(view.head))
+        low, high = rollout.running_range
+        at_low, at_high = rollout.spare_gpus()
+        if rollout.gpus_per_pod and at_high:
+            spare = plural(at_low, "spare GPU") + f" at {plural(low, 'replica')}"
+            if at_high != at_low:
+                spare += f", up to {at_high} at {high}"
+            risks.append(Risk("warning", model, "gpu-surge", (
+                f"{rollout.component} pods (Deployment {rollout.deployment}) hold "
+                f"{plural(rollout.gpus_per_pod, 'GPU')} each and roll with maxSurge "
+                f"{rollout.max_surge}: the rollout needs {spare}; without them the new pods "
+                "stay Pending and the rollout stalls")))
+        if rollout.stops_serving():
+            risks.append(Risk("danger" if live else "warning", model, "serving-stops", (
+                f"{rollout.component} pods (Deployment {rollout.deployment}) stop serving "
+                f"during the rollout: {rollout.strategy()} with a minimum of "
+                f"{plural(rollout.min_replicas, 'replica')} stops every pod before its "
+                "replacement is ready")))
+    return risks
+
+
+def _mutations(view: ModelView, model: str | None) -> list[Risk]:
+    """A version names one artifact and one image forever."""
+    if model is None or view.old is None or view.new is None or view.version_changed:
+        return []
+    version = view.new_version
+    risks = []
+    fields = [f for f in (view.diff.changes if view.diff else ())
+              if f.path.startswith("artifact.")]
+    old, new = artifact_files(view.name, view.base), artifact_files(view.name, view.head)
+    altered = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if fields or altered:
+        what = [f"{f.path} {_short(f.old)} → {_short(f.new)}" for f in fields]
+        what += [f"uploaded file {key}" for key in altered]
+        risks.append(Risk("danger", model, "artifact-mutated", (
+            f"the artifact changes ({'; '.join(what)}) but the version stays {version}: a "
+            "version must name one artifact forever; bump the version")))
+    refs = [f for f in (view.diff.changes if view.diff else ()) if f.path.startswith("image.")]
+    if view.old_build and view.new_build and view.old_build != view.new_build:
+        risks.append(Risk("danger", model, "image-mutated", (
+            f"the image's build context or build arguments change but the version stays "
+            f"{version}: the image would be rebuilt under the same tag, which the immutable "
+            "repository refuses; bump the version")))
+    elif refs:
+        risks.append(Risk("danger", model, "image-mutated", (
+            "the image changes (" + "; ".join(f"{f.path} {_short(f.old)} → {_short(f.new)}"
+                                              for f in refs)
+            + f") but the version stays {version}: a version must name one image forever; "
+            "bump the version")))
+    return risks
+
+
+def _widened(view: ModelView, model: str | None) -> list[Risk]:
+    risks = []
+    for changed in document_changes(view):
+        diff, change = changed.diff, changed.change
+        if not diff.widens:
+            continue
+        granted = [g.describe() for g in diff.added]
+        granted += [f"no longer denied: {g.describe()}" for g in diff.lifted]
+        instead = f" (and drops {plural(len(diff.removed), 'grant')} it had)" \
+            if diff.removed else ""
+        risks.append(Risk("warning", model, "iam-widened", (
+            f"{short_type(change.type)} {change.name} ({changed.input}) grants more than "
+            "before: " + "; ".join(granted) + instead), {
+                "resource": {"type": change.type, "name": change.name, "input": changed.input},
+                "granted": granted, "before": changed.before, "after": changed.after}))
+    return risks
+
+
+def _single_replica(view: ModelView, model: str) -> list[Risk]:
+    risks = []
+    scalers = scalers_of(view.head)
+    for registration in view.head:
+        if registration.type != DEPLOYMENT:
+            continue
+        rollout = rollout_of(registration, scalers)
+        if rollout.min_replicas == 1 and not (rollout.scaler or "").startswith(
+                SCALED_OBJECT.rsplit(":", 1)[-1]):
+            risks.append(Risk("warning", model, "single-replica", (
+                f"{rollout.component} pods (Deployment {rollout.deployment}) run with a minimum "
+                "of 1 replica in production: one node drain or crash and it stops serving")))
+    return risks
+
+
+def _short(value: Any) -> str:
+    text = "(unset)" if value is None else str(value)
+    return text if len(text) <= 80 else text[:77] + "…"
