@@ -10,11 +10,13 @@ follow a version bump are not news of their own: they are in the resource list.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from modelfleet.diff import FieldChange
 from modelfleet.report import show
 from planner.changes import ResourceChange
 from planner.describe import artifact_files, is_route, scalings, short_type, traffic
+from planner.recorder import Registration
 from planner.render import plain
 from planner.review import ModelView, document_changes
 from planner.rollout import DEPLOYMENT, plural, rollout_of, scalers_of
@@ -141,12 +143,41 @@ def _rollouts(view: ModelView) -> list[str]:
                          f"{', '.join(change.replaced_by)}): all its pods are deleted, then "
                          "recreated")
         elif head is not None and any(p.path.startswith("spec.template.")
+                                      for p in change.paths) and canary_of(view, head):
+            lines.append(canary_of(view, head) or "")
+        elif head is not None and any(p.path.startswith("spec.template.")
                                       for p in change.paths):
             rollout = rollout_of(head, scalers_of(view.head))
             idle = "; none while scaled to zero" if rollout.min_replicas == 0 else ""
             lines.append(f"{rollout.component} pods restart (Deployment {rollout.deployment}): "
                          f"{rollout.pace()} ({rollout.strategy()}; {rollout.bounds()}{idle})")
     return lines
+
+
+CANARY = "kubernetes:flagger.app/v1beta1:Canary"
+
+
+def canary_of(view: ModelView, deployment: Registration) -> str | None:
+    """How Flagger rolls a Deployment it targets out: steps, pace, and when it rolls back."""
+    name = (plain(deployment.inputs).get("metadata") or {}).get("name", deployment.name)
+    for registration in view.head:
+        spec = plain(registration.inputs).get("spec") or {}
+        if registration.type != CANARY or (spec.get("targetRef") or {}).get("name") != name:
+            continue
+        analysis = spec.get("analysis") or {}
+        checks = ", ".join(_threshold(metric) for metric in analysis.get("metrics") or [])
+        steps = ", ".join(f"{w}%" for w in analysis.get("stepWeights") or [])
+        return (f"the new version is analysed by Flagger before it takes all traffic "
+                f"(Canary {name}): {steps} of traffic, a step every {analysis.get('interval')}, "
+                f"rolled back after {analysis.get('threshold')} failed checks ({checks})")
+    return None
+
+
+def _threshold(metric: dict[str, Any]) -> str:
+    bounds = metric.get("thresholdRange") or {}
+    if "min" in bounds:
+        return f"{metric.get('name')} ≥ {bounds['min']}"
+    return f"{metric.get('name')} ≤ {bounds.get('max')}"
 
 
 def _image(view: ModelView, rolls: bool) -> list[str]:

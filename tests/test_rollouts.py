@@ -232,3 +232,29 @@ def test_a_weight_change_or_a_new_candidate_shows_as_a_traffic_change(
                                 "new": "stable 75%, challenger 25%, shadow mirrors 100%"}
     assert [c["path"] for c in model["changes"]] == ["serving.candidates.challenger.weight"]
 
+
+
+def test_a_progressive_models_version_bump_is_summarized_as_flaggers_analysis(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.shipped import copy_project, inside
+
+    project = copy_project(tmp_path / "project")
+    models = project.root / "models.yaml"
+    text = models.read_text()
+    start = text.index("      candidates:              # a canary")
+    end = text.index("    environments:", start)
+    models.write_text(text[:start] + "      rollout: {strategy: progressive, steps: [20, 50]}\n"
+                      + text[end:])
+    stack = project.root / "stacks/Pulumi.dev.yaml"
+    stack.write_text(stack.read_text() + "  modelfleet:flagger: true\n")
+    project.commit("the fraud detector rolls out progressively")
+    models.write_text(models.read_text().replace("version: 1.4.2", "version: 1.5.0", 1))
+    with inside(project.root):
+        assert main(["plan", "--stack", "dev", "--base", "HEAD", "--format", "json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    (fraud,) = [s for s in planned["summary"] if s["model"] == "fraud-detector"]
+    assert fraud["headline"] == "rolls from 1.4.2 to 1.5.0"
+    assert any(line.startswith("the new version is analysed by Flagger before it takes all "
+                               "traffic (Canary fraud-detector): 20%, 50% of traffic, a step "
+                               "every 60s, rolled back after 5 failed checks (success-rate ≥ "
+                               "99, latency-p99 ≤ 500)") for line in fraud["lines"]), fraud["lines"]
