@@ -26,7 +26,7 @@ JOB = "kubernetes:batch/v1:Job"
 BUCKET_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 EXPLAINED_FIELDS = ("version", "artifact.", "image.", "serving.replicas.",
                     "serving.targetCPUUtilization", "batch.minWorkers", "batch.maxWorkers",
-                    "batch.messagesPerWorker", "batch.runs")
+                    "batch.messagesPerWorker", "batch.runs", "serving.candidates")
 """Manifest fields the summary tells in its own words; the others are listed as they are."""
 MAX_LISTED = 4
 
@@ -102,7 +102,8 @@ def _removed(view: ModelView) -> ModelSummary:
 def _changed(view: ModelView) -> ModelSummary:
     rolls = _rollouts(view)
     lines = [*rolls, *_image(view, bool(rolls)), *_artifact(view), *_scaling(view),
-             *_traffic(view), *_runs(view), *_permissions(view), *_replaced(view),
+             *_candidates(view), *_traffic(view), *_runs(view), *_permissions(view),
+             *_replaced(view),
              *_other_fields(view)]
     if not lines:
         lines = [_resources_line(view.changes)]
@@ -185,7 +186,13 @@ def _image(view: ModelView, rolls: bool) -> list[str]:
     for change in view.changes:
         if change.type != DOCKER_IMAGE:
             continue
-        if change.op == "create":
+        candidate = change.name.removeprefix(f"{view.name}-").removesuffix("-image") \
+            if change.name != f"{view.name}-image" else None
+        if candidate and change.op == "create":
+            lines.append(f"image of candidate {candidate} built from the model's build context")
+        elif candidate and change.op == "delete":
+            lines.append(f"image of candidate {candidate} no longer built")
+        elif change.op == "create":
             lines.append("image now built from its build context")
         elif change.op == "delete":
             lines.append("image no longer built here")
@@ -237,6 +244,27 @@ def _traffic(view: ModelView) -> list[str]:
             f"{after.get(name, 'none (route removed)')}"
             for name in sorted(before.keys() | after.keys())
             if before.get(name) != after.get(name)]
+
+
+def _candidates(view: ModelView) -> list[str]:
+    """Candidates added, removed, or given another version (their traffic is `_traffic`'s)."""
+    lines = []
+    for field in _fields(view, "serving.candidates."):
+        name = field.path.removeprefix("serving.candidates.")
+        if "." in name:
+            name, _, leaf = name.partition(".")
+            if leaf in ("version", "artifact.uri", "artifact.sha256", "artifact.path",
+                        "artifact.versionId"):
+                lines.append(f"candidate {name}: {leaf} {show(field.old)} → {show(field.new)}")
+        elif field.old is None and isinstance(field.new, dict):
+            share = (f"{field.new['weight']}% of live traffic" if field.new.get("weight")
+                     else f"a copy of {field.new.get('mirror')}% of live traffic (shadow)")
+            lines.append(f"candidate {name} {field.new.get('version')} added beside the stable "
+                         f"version: {share}")
+        elif field.new is None and isinstance(field.old, dict):
+            lines.append(f"candidate {name} {field.old.get('version')} removed: its "
+                         "Deployment stops; its image and artifact stay in the registry")
+    return lines
 
 
 def _runs(view: ModelView) -> list[str]:
