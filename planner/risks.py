@@ -24,7 +24,7 @@ from typing import Any
 from planner.describe import artifact_files, short_type
 from planner.plan import Plan
 from planner.review import ModelView, document_changes, production
-from planner.rollout import DEPLOYMENT, SCALED_OBJECT, plural, rollout_of, scalers_of
+from planner.rollout import DEPLOYMENT, plural, rollout_of, scalers_of
 
 LEVELS = ("info", "warning", "danger")
 GUARDED = {
@@ -182,8 +182,8 @@ def _single_replica(view: ModelView, model: str) -> list[Risk]:
         if registration.type != DEPLOYMENT:
             continue
         rollout = rollout_of(registration, scalers)
-        if rollout.min_replicas == 1 and not (rollout.scaler or "").startswith(
-                SCALED_OBJECT.rsplit(":", 1)[-1]):
+        # Online pods only: a queue's workers leave messages waiting, not requests failing.
+        if rollout.min_replicas == 1 and rollout.component != "worker":
             risks.append(Risk("warning", model, "single-replica", (
                 f"{rollout.component} pods (Deployment {rollout.deployment}) run with a minimum "
                 "of 1 replica in production: one node drain or crash and it stops serving")))

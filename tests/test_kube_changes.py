@@ -11,6 +11,7 @@ deletes), which must go through without error or warning.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from planner.simulate import Simulation
 from tests.deploy import deploy
 from tests.gitrepo import GitRepo
 from tests.kube.cluster import Cluster
-from tests.kube.kubectl import eventually
+from tests.kube.kubectl import as_yaml, eventually
 
 pytestmark = pytest.mark.xdist_group("kube")
 IMAGE = "registry.example/models/fraud@sha256:" + "a" * 64
@@ -213,26 +214,38 @@ def test_reapplying_a_deployment_leaves_the_replicas_the_hpa_set(
     head = simulate(project, edit("env: {LOG_LEVEL: info}", "env: {LOG_LEVEL: debug}"), (),
                     namespace)
     deployment = kubernetes_object(head.find("kubernetes:apps/v1:Deployment", "fraud"))
-    reapplied = cluster.kubectl.apply([deployment])
-    assert reapplied.clean, str(reapplied)
+    reapplied = applied_object(cluster, deployment)
+    assert reapplied["spec"]["replicas"] == 2
+    assert "pulumi-kubernetes" not in replica_managers(reapplied)
     assert hpa_replicas(cluster, namespace, "fraud") == 2
-    assert "pulumi-kubernetes" not in replica_managers(cluster, namespace)
-    # The control: a Deployment that sets spec.replicas takes the field from the HPA at every
-    # update, and the count with it.
+    # The control: a Deployment that sets spec.replicas takes the field and the count from
+    # the HPA at every update (the HPA takes them back at its next sync).
     fighting = copy.deepcopy(deployment)
     fighting["spec"]["replicas"] = 1
-    fought = cluster.kubectl.apply([fighting])
-    assert fought.clean
-    assert "pulumi-kubernetes" in replica_managers(cluster, namespace)
+    fought = applied_object(cluster, fighting)
+    assert fought["spec"]["replicas"] == 1
+    assert "pulumi-kubernetes" in replica_managers(fought)
 
 
-def replica_managers(cluster: Cluster, namespace: str) -> set[str]:
-    """Who owns `spec.replicas` of the fraud Deployment (server-side apply field managers)."""
-    deployment = cluster.kubectl.get("deployment", "fraud", namespace, managed_fields=True)
+def applied_object(cluster: Cluster, obj: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply as Pulumi does, and the object as the server stored it right then."""
+    result = cluster.kubectl.run("apply", "--server-side", "--field-manager=pulumi-kubernetes",
+                                 "--show-managed-fields", "-o", "json", "-f", "-",
+                                 stdin=as_yaml([obj]))
+    assert result.returncode == 0, result.stderr
+    assert "Warning:" not in result.stderr, result.stderr
+    stored: dict[str, Any] = json.loads(result.stdout)
+    return stored
+
+
+def replica_managers(deployment: dict[str, Any]) -> set[str]:
+    """Who owns a Deployment's `spec.replicas` (server-side apply field managers)."""
     return {entry["manager"] for entry in deployment["metadata"]["managedFields"]
             if "f:replicas" in entry.get("fieldsV1", {}).get("f:spec", {})}
 
 
+@pytest.mark.parametrize(("base_config", "head_config"), [((), NO_KEDA), (NO_KEDA, ())],
+                         ids=["keda to cpu", "cpu to keda"])
 def test_switching_between_keda_and_cpu_autoscaling_is_one_update(
         cluster: Cluster, project: GitRepo, base_config: tuple[tuple[str, str], ...],
         head_config: tuple[tuple[str, str], ...]) -> None:

@@ -17,7 +17,7 @@ from modelfleet.cli import main
 from planner.plan import plan_stack
 from planner.present import render_markdown, render_text
 from tests.gitrepo import GitRepo
-from tests.shipped import copy_project, inside
+from tests.shipped import PINNED_COMMIT, copy_project, inside
 
 RISK_EXIT = 3
 
@@ -58,8 +58,10 @@ def kinds(planned: dict[str, Any]) -> list[tuple[str, str | None, str]]:
     return [(risk["level"], risk["model"], risk["kind"]) for risk in planned["risks"]]
 
 
-def test_a_gpu_models_version_bump_says_its_pods_restart_and_need_a_spare_gpu(
+def test_a_gpu_models_version_bump_says_its_pods_restart_and_that_serving_stops(
         project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    """The tagger holds a GPU and runs at least one replica: by default it rolls without a
+    surge pod (no spare GPU needed), so at one replica it stops serving for a moment."""
     edit(project, "models.yaml", "version: 1.0.0", "version: 1.1.0", "image-tagger 1.1.0")
     planned = document(project, capsys)
 
@@ -68,9 +70,9 @@ def test_a_gpu_models_version_bump_says_its_pods_restart_and_need_a_spare_gpu(
     assert summary["version"] == {"old": "1.0.0", "new": "1.1.0"}
     assert summary["headline"] == "rolls from 1.0.0 to 1.1.0"
     restart, image, artifact = summary["lines"]
-    assert restart.startswith("server pods restart (Deployment image-tagger): 1 new pod at a "
-                              "time, no pod stopped before its replacement is ready")
-    assert "maxSurge 25%, maxUnavailable 0; 1 to 4 replicas" in restart
+    assert restart.startswith("server pods restart (Deployment image-tagger): 1 old pod "
+                              "stopped at a time before its replacement is ready")
+    assert "maxSurge 0, maxUnavailable 1; 1 to 4 replicas" in restart
     assert image.startswith("image rebuilt for 1.1.0")
     assert artifact == "artifact unchanged"
     # Ten resources carry the new version in labels, annotations or tags: not news.
@@ -78,9 +80,24 @@ def test_a_gpu_models_version_bump_says_its_pods_restart_and_need_a_spare_gpu(
     assert not any(word in line for line in summary["lines"]
                    for word in ("label", "annotation", "tags", "manifest-commit"))
 
+    assert kinds(planned) == [("warning", "image-tagger", "serving-stops")]
+    message = planned["risks"][0]["message"]
+    assert "stop serving during the rollout" in message
+    assert "minimum of 1 replica" in message
+
+
+def test_a_gpu_model_that_surges_needs_spare_gpus(
+        project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    edit(project, "models.yaml", "      startupSeconds: 1200",
+         "      startupSeconds: 1200\n      rollout: {maxSurge: 1, maxUnavailable: 0}",
+         "image-tagger: surge one pod")
+    edit(project, "models.yaml", "version: 1.0.0", "version: 1.1.0", "image-tagger 1.1.0")
+    planned = document(project, capsys)
+    (summary,) = planned["summary"]
+    assert summary["model"] == "image-tagger"
     assert kinds(planned) == [("warning", "image-tagger", "gpu-surge")]
     message = planned["risks"][0]["message"]
-    assert "hold 1 GPU each and roll with maxSurge 25%" in message
+    assert "hold 1 GPU each and roll with maxSurge 1" in message
     assert "needs 1 spare GPU at 1 replica" in message
 
 
@@ -93,14 +110,14 @@ def test_summary_and_risks_come_first_in_text_and_markdown(
     summary, risks = text.index("What this change does"), text.index("Risks: 1 warning")
     assert summary < risks < text.index("(stack-wide)") < text.index("Changes against HEAD~1")
     assert "  image-tagger: rolls from 1.0.0 to 1.1.0\n    - server pods restart" in text
-    assert "  warning  image-tagger  gpu-surge: server pods" in text
+    assert "  warning  image-tagger  serving-stops: server pods" in text
 
     markdown = render_markdown(planned)
     summary, risks = markdown.index("### What this change does"), markdown.index("### Risks")
     table = markdown.index("<details><summary>Resources: <b>")
     assert summary < risks < table, "the resource table stays below, collapsed"
     assert "- **image-tagger**: rolls from 1.0.0 to 1.1.0" in markdown
-    assert "| 🟠 warning | `image-tagger` | `gpu-surge` |" in markdown
+    assert "| 🟠 warning | `image-tagger` | `serving-stops` |" in markdown
 
 
 def test_a_long_markdown_plan_is_cut_before_a_comment_would_overflow(
@@ -126,7 +143,10 @@ def test_new_scaling_bounds_are_one_line_and_restart_nothing(
     assert summary["model"] == "fraud-detector"
     assert summary["lines"] == [
         "scaling of fraud-detector: 1 to 2 replicas on cpu at 70% → 1 to 3 replicas on cpu "
-        "at 70%"]
+        "at 70%",
+        # its candidate runs with the model's serving settings
+        "scaling of fraud-detector-challenger: 1 to 2 replicas on cpu at 70% → 1 to 3 "
+        "replicas on cpu at 70%"]
     assert planned["risks"] == []
 
 
@@ -189,8 +209,12 @@ def test_a_changed_build_context_under_the_same_version_rebuilds_and_is_a_danger
     project.commit("torch image: a comment")
     planned = document(project, capsys)
     # Only the GPU model builds from torch.Dockerfile (the context ignores Dockerfiles).
+    # The tagger and its shadow candidate build from it, and both roll without a surge pod.
     assert kinds(planned) == [("danger", "image-tagger", "image-mutated"),
-                              ("warning", "image-tagger", "gpu-surge")]
+                              ("warning", "image-tagger", "serving-stops"),
+                              ("warning", "image-tagger", "serving-stops")]
+    assert sorted(r["message"].split("(Deployment ")[1].split(")")[0]
+                  for r in planned["risks"][1:]) == ["image-tagger", "image-tagger-shadow"]
     # The digest is new although no input of the Deployment changed in text: it rolls.
     (deployment,) = [c for c in planned["changes"] if c["name"] == "image-tagger"
                      and c["type"] == "kubernetes:apps/v1:Deployment"]
@@ -270,16 +294,21 @@ def test_removing_a_model_flags_what_is_deleted_and_says_what_is_kept(
 
 def test_a_production_release_is_flagged_with_its_single_replica_model(
         project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    project.tag("v2026.11.2")
+    edit(project, "stacks/Pulumi.prod.yaml", f"manifestRef: {PINNED_COMMIT}",
+         "manifestRef: v2026.11.2", "prod runs the current release")
     edit(project, "models.yaml", "version: 1.0.0", "version: 1.1.0", "image-tagger 1.1.0")
     project.tag("v2026.12.0")
-    edit(project, "stacks/Pulumi.prod.yaml", "manifestRef: v2026.11.1",
+    edit(project, "stacks/Pulumi.prod.yaml", "manifestRef: v2026.11.2",
          "manifestRef: v2026.12.0", "promote v2026.12.0 to prod")
     planned = document(project, capsys, stack="prod")
     assert [s["model"] for s in planned["summary"]] == ["image-tagger"]
-    assert kinds(planned) == [("warning", "image-tagger", "gpu-surge"),
+    # The tagger and its shadow each run one GPU pod at least, rolled without a surge pod.
+    assert kinds(planned) == [("danger", "image-tagger", "serving-stops"),
+                              ("warning", "image-tagger", "single-replica"),
                               ("warning", "image-tagger", "single-replica"),
                               ("info", None, "production")]
-    assert "1 model change (image-tagger)" in planned["risks"][2]["message"]
+    assert "1 model change (image-tagger)" in planned["risks"][-1]["message"]
 
 
 def test_fail_on_danger_fails_exactly_when_a_danger_is_flagged(
@@ -293,7 +322,8 @@ def test_fail_on_danger_fails_exactly_when_a_danger_is_flagged(
                           "--fail-on", "warning", "--format", "markdown")
     assert code == RISK_EXIT
     assert out.startswith("## modelfleet plan: `dev`"), "the plan is printed before failing"
-    assert err.strip() == "1 risk(s) at or above 'warning': warning gpu-surge (image-tagger)"
+    assert err.strip() == \
+        "1 risk(s) at or above 'warning': warning serving-stops (image-tagger)"
 
     edit(project, "models.yaml", "sha256: 9f2c5e0a", "sha256: 0f2c5e0a", "fraud: new pin")
     code, out, err = plan(project, capsys, "--stack", "dev", "--base", "HEAD~1",
