@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any, Literal, Protocol
 
+from modelfleet.schema import DEFAULT_SURGE, DEFAULT_UNAVAILABLE, GPU_SURGE, GPU_UNAVAILABLE
 from modelfleet.yamldoc import Path
 
 PathKind = Literal["file", "dir"]
@@ -152,8 +153,8 @@ def _rollout(model: dict[str, Any], section: str) -> list[Finding]:
         return []
     gpu = _at(model, (section, "resources", "gpu"))
     gpus = str(gpu) not in ("0", "None") if gpu is not None else False
-    surge = rollout.get("maxSurge", 0 if gpus else "25%")
-    unavailable = rollout.get("maxUnavailable", 1 if gpus else 0)
+    surge = rollout.get("maxSurge", GPU_SURGE if gpus else DEFAULT_SURGE)
+    unavailable = rollout.get("maxUnavailable", GPU_UNAVAILABLE if gpus else DEFAULT_UNAVAILABLE)
     if _zero(surge) and _zero(unavailable):
         return [((section, "rollout"),
                  "maxSurge and maxUnavailable are both 0, so a rollout could neither add a pod "

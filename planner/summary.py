@@ -144,10 +144,11 @@ def _rollouts(view: ModelView) -> list[str]:
                          f"{', '.join(change.replaced_by)}): all its pods are deleted, then "
                          "recreated")
         elif head is not None and any(p.path.startswith("spec.template.")
-                                      for p in change.paths) and canary_of(view, head):
-            lines.append(canary_of(view, head) or "")
-        elif head is not None and any(p.path.startswith("spec.template.")
                                       for p in change.paths):
+            canary = canary_of(view, head)
+            if canary is not None:
+                lines.append(canary)
+                continue
             rollout = rollout_of(head, scalers_of(view.head))
             idle = "; none while scaled to zero" if rollout.min_replicas == 0 else ""
             lines.append(f"{rollout.component} pods restart (Deployment {rollout.deployment}): "
