@@ -460,41 +460,33 @@ def test_promote_of_an_unknown_model_or_candidate_fails_and_leaves_the_file(
     assert file.read_bytes() == before
 
 
-def test_promote_of_a_candidate_declared_only_for_one_environment_is_refused(
-        repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
-    fraud = FRAUD_142 + (
+ENVIRONMENT_CANDIDATES = {
+    "declared only for one environment": (
+        FRAUD_142, "prod", "canary", 5, "declared only in environments.prod"),
+    "declared again by an environment": (
+        FRAUD_WITH_CANDIDATES, "dev", "challenger", 50,
+        "environments.dev.serving.candidates also declares 'challenger'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENVIRONMENT_CANDIDATES))
+def test_promote_of_a_candidate_an_environment_declares_is_refused(
+        repo: GitRepo, capsys: pytest.CaptureFixture[str], case: str) -> None:
+    base, environment, candidate, weight, message = ENVIRONMENT_CANDIDATES[case]
+    fraud = base + (
         "    environments:\n"
-        "      prod:\n"
+        f"      {environment}:\n"
         "        serving:\n"
-        "          candidates: [{name: canary, version: 1.5.0, artifact: {uri: s3://b/c},"
-        " weight: 5}]\n")
+        f"          candidates: [{{name: {candidate}, version: 1.5.0, "
+        f"artifact: {{uri: s3://b/c}}, weight: {weight}}}]\n")
     file = project(repo, manifest(fraud))
-    repo.commit("a canary in prod only")
+    repo.commit(f"a candidate in {environment}")
     before = file.read_bytes()
 
-    code, _, err = run(capsys, "promote", "fraud-detector", "canary", str(file))
+    code, _, err = run(capsys, "promote", "fraud-detector", candidate, str(file))
 
     assert refused(code, err), err
-    assert "declared only in environments.prod" in err
-    assert file.read_bytes() == before
-
-
-def test_promote_of_a_candidate_an_environment_declares_again_is_refused(
-        repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
-    fraud = FRAUD_WITH_CANDIDATES + (
-        "    environments:\n"
-        "      dev:\n"
-        "        serving:\n"
-        "          candidates: [{name: challenger, version: 1.5.0, artifact: {uri: s3://b/c},"
-        " weight: 50}]\n")
-    file = project(repo, manifest(fraud))
-    repo.commit("a bigger canary in dev")
-    before = file.read_bytes()
-
-    code, _, err = run(capsys, "promote", "fraud-detector", "challenger", str(file))
-
-    assert refused(code, err), err
-    assert "environments.dev.serving.candidates also declares 'challenger'" in err
+    assert message in err
     assert file.read_bytes() == before
 
 
