@@ -164,6 +164,7 @@ def test_prometheus_metrics(loaded: str) -> None:
     assert f'modelserver_request_duration_seconds_count{{{labels}}} 2.0' in text
     assert 'modelserver_requests_in_flight{model="churn"}' in text
     assert 'modelserver_rows_predicted_total{model="churn"} 2.0' in text
+    assert 'modelserver_model_info{model="churn",version="1.2.0"} 1.0' in text
 
 
 def test_a_sha256_mismatch_refuses_to_start(model: Any, tmp_path: Path) -> None:

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -31,6 +38,13 @@ class Metrics:
                                 ["model", "outcome"], registry=self.registry)
         self.rows = Counter("modelserver_rows_predicted", "Input rows predicted",
                             ["model"], registry=self.registry)
+        self.model = Info("modelserver_model", "The model this server runs, and its version",
+                          registry=self.registry)
+
+    def serving(self, model: str, version: str) -> None:
+        """Say which version answers: a candidate's series and the stable version's can then
+        be told apart and compared (joined on the pod), as the pods' labels also allow."""
+        self.model.info({"model": model, "version": version})
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

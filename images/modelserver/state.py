@@ -35,6 +35,9 @@ class ServerState:
     in_flight: int = 0
     lock: threading.Condition = field(default_factory=threading.Condition)
 
+    def __post_init__(self) -> None:
+        self.metrics.serving(self.model_name, self.model_version)
+
     @property
     def ready(self) -> bool:
         return self.predictor is not None and not self.draining
