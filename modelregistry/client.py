@@ -251,10 +251,8 @@ class RegistryClient:
     def _download(self, source: S3Location, target: Path, expected: str | None,
                   version_id: str | None, progress: Progress | None) -> PulledFile:
         target.parent.mkdir(parents=True, exist_ok=True)
-        answer = self._call(lambda: self.s3.get_object(
-            Bucket=source.bucket, Key=source.key, **({"VersionId": version_id}
-                                                     if version_id else {})),
-            source, version_id)
+        answer = self._call(lambda: self.s3.get_object(**_object_args(source, version_id)),
+                            source, version_id)
         size = int(answer.get("ContentLength", 0))
         digest = hashlib.sha256()
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial",
@@ -329,13 +327,11 @@ class RegistryClient:
                        version_id: str | None, problems: list[str]) -> None:
         try:
             if expected is None:
-                self._call(lambda: self.s3.head_object(
-                    Bucket=source.bucket, Key=source.key,
-                    **({"VersionId": version_id} if version_id else {})), source, version_id)
+                self._call(lambda: self.s3.head_object(**_object_args(source, version_id)),
+                           source, version_id)
                 return
-            answer = self._call(lambda: self.s3.get_object(
-                Bucket=source.bucket, Key=source.key,
-                **({"VersionId": version_id} if version_id else {})), source, version_id)
+            answer = self._call(lambda: self.s3.get_object(**_object_args(source, version_id)),
+                                source, version_id)
         except RegistryError as error:
             problems.append(f"{label}: {error}")
             return
@@ -464,3 +460,9 @@ def _version_order(text: str) -> _VersionOrder:
 @contextlib.contextmanager
 def _no_progress(_name: str, _size: int) -> Iterator[Callable[[int], object]]:
     yield lambda _count: None
+
+
+def _object_args(source: S3Location, version_id: str | None) -> dict[str, str]:
+    """GetObject/HeadObject arguments: the object, or exactly one of its versions."""
+    return {"Bucket": source.bucket, "Key": source.key,
+            **({"VersionId": version_id} if version_id else {})}
