@@ -167,6 +167,15 @@ def test_prometheus_metrics(loaded: str) -> None:
     assert 'modelserver_model_info{model="churn",version="1.2.0"} 1.0' in text
 
 
+def test_a_request_is_counted_by_the_time_its_answer_arrives(loaded: str) -> None:
+    """A scraper (or a client) that reads /metrics right after an answer finds it counted."""
+    labels = 'model="churn",protocol="http",route="infer"'
+    for answered in range(1, 41):
+        call(f"{loaded}/v2/models/churn/infer", {"inputs": []})
+        text = call(f"{loaded}/metrics").text
+        assert f'modelserver_requests_total{{code="400",{labels}}} {answered}.0' in text
+
+
 def test_a_sha256_mismatch_refuses_to_start(model: Any, tmp_path: Path) -> None:
     path = save_model(model, tmp_path)
     port = free_port()

@@ -113,13 +113,15 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             if route == "infer":
                 gauge.dec()
+        # Counted before the answer goes out: a client that reads /metrics right after its
+        # answer must find its request counted.
+        state.metrics.latency.labels(state.model_name, "http", route).observe(
+            time.perf_counter() - started)
+        state.metrics.requests.labels(state.model_name, "http", route,
+                                      str(int(reply.status))).inc()
         try:
             self._send(reply)
         finally:
-            state.metrics.latency.labels(state.model_name, "http", route).observe(
-                time.perf_counter() - started)
-            state.metrics.requests.labels(state.model_name, "http", route,
-                                          str(int(reply.status))).inc()
             state.end()
 
     def _dispatch(self, method: str, path: str) -> Reply:
