@@ -1,7 +1,7 @@
-"""`python -m modelfleet`."""
+"""`python -m modelfleet`: the command line, which lives above this package (`cli/`)."""
 
 import sys
 
-from modelfleet.cli import main
+from cli.main import main
 
 sys.exit(main())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet.cli import main
+from cli.main import main
 from tests.gitrepo import GitRepo
 from tests.shipped import PINNED_COMMIT, copy_project, inside
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from modelfleet.cli import main
+from cli.main import main
 from modelfleet.diff import Status, diff_models
 from modelfleet.manifest import parse_manifest
 from modelfleet.resolve import resolve

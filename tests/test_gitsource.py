@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet.cli import main
+from cli.main import main
 from modelfleet.gitsource import FileAbsentError, read_manifest
 from modelfleet.load import check_source
 from modelfleet.problems import ManifestError, SourceError

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from modelfleet.cli import main
+from cli.main import main
 from tests.gitrepo import GitRepo
 
 REF = "registry.example/{name}@sha256:" + "e" * 64

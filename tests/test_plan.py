@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelfleet.cli import main
+from cli.main import main
 from planner.changes import resource_changes
 from planner.plan import plan_stack
 from planner.recorder import Registration

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from modelfleet.cli import main
+from cli.main import main
 from planner.plan import plan_stack
 from planner.present import render_markdown, render_text
 from tests.gitrepo import GitRepo

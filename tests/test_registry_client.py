@@ -20,10 +20,10 @@ from pathlib import Path
 import moto.settings
 import pytest
 
+from cli.main import main
+from cli.registry import PROGRESS_FROM_BYTES
 from modelfleet import layout
-from modelfleet.cli import main
 from modelregistry.client import RegistryClient, RegistryError
-from modelregistry.commands import PROGRESS_FROM_BYTES
 from tests.conftest import PROJECT
 from tests.deploy import deploy
 from tests.gitrepo import GitRepo

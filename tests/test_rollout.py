@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from modelfleet.cli import main
+from cli.main import main
 from modelfleet.rollout.promote import promote_text
 from tests.gitrepo import GitRepo
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet.cli import main
+from cli.main import main
 from planner.simulate import ProgramFailed, Simulation
 from tests.deploy import deploy
 from tests.gitrepo import GitRepo

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cli.main import main
 from modelfleet import layout
-from modelfleet.cli import main
 from tests.modelserver_support import free_port, save_model, server_env, trained_model
 from tests.registry_world import moto_s3, s3, versioned_bucket
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet.cli import main
+from cli.main import main
 
 DIGEST = "a" * 64
 GOOD_MODEL = f"""\

@@ -1,4 +1,4 @@
-"""`python -m modelfleet registry list|show|pull|verify` and `runs status`: argparse and output.
+"""`registry list|show|pull|verify` and `runs status`: a stack's registry, read with boto3.
 
 The AWS SDK is loaded only when one of these commands runs. Each command
 prints text or JSON (`--format`); a failure is one line on stderr and exit 1.
@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from cli.arguments import Subparsers
 from modelregistry.client import (
     Progress,
     PulledFile,
@@ -30,8 +31,6 @@ from modelregistry.client import (
 PROGRESS_FROM_BYTES = 8 << 20
 """Files this large or larger get a progress bar (on a terminal)."""
 PULUMI_TIMEOUT_SECONDS = 120
-
-Subparsers = Any  # argparse's _SubParsersAction, which it does not export
 
 
 def add_commands(commands: Subparsers) -> None:

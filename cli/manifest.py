@@ -1,0 +1,130 @@
+"""`validate`, `diff`, `history`, `stacks`, `schema`: the manifest, its history, its stacks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cli.arguments import Subparsers, file_argument
+from modelfleet.affected import stack_impacts
+from modelfleet.diff import diff_models
+from modelfleet.gitsource import FileAbsentError, ManifestText, read_manifest
+from modelfleet.history import history_json, model_history, render_history
+from modelfleet.jsonschema import SCHEMA_PATH, schema_text
+from modelfleet.load import check_source, load_manifest
+from modelfleet.report import RENDERERS
+from modelfleet.resolve import Resolution, resolve
+from modelfleet.stacks import list_stacks, load_stack
+
+
+def add_commands(commands: Subparsers) -> None:
+    """Add `validate`, `diff`, `history` and `stacks`."""
+    validate = commands.add_parser("validate", help="check a manifest; exit 1 on any problem")
+    file_argument(validate)
+    validate.add_argument("--environment", "-e", help="check this environment only "
+                          "(default: without overrides and every environment the file names)")
+    validate.set_defaults(command=cmd_validate)
+
+    diff = commands.add_parser("diff", help="what changed between two revisions, model by model")
+    file_argument(diff)
+    diff.add_argument("--base", default="HEAD", help="git ref to compare from (default HEAD)")
+    diff.add_argument("--head", default=None,
+                      help="git ref to compare to (default: the working tree)")
+    diff.add_argument("--environment", "-e", help="compare as deployed to this environment")
+    diff.add_argument("--format", choices=sorted(RENDERERS), default="text")
+    diff.set_defaults(command=cmd_diff)
+
+    history = commands.add_parser("history", help="the commits that changed one model")
+    history.add_argument("model", metavar="MODEL")
+    file_argument(history)
+    history.add_argument("--environment", "-e", help="the model as deployed to this environment")
+    history.add_argument("--format", choices=["text", "json"], default="text")
+    history.set_defaults(command=cmd_history)
+
+    stacks = commands.add_parser("stacks", help="the project's stacks, or those a change affects")
+    stacks.add_argument("--affected", metavar="BASE",
+                        help="only the stacks whose deployment differs from git ref BASE")
+    stacks.add_argument("--format", choices=["text", "json"], default="text")
+    stacks.set_defaults(command=cmd_stacks)
+
+
+def add_schema_command(commands: Subparsers) -> None:
+    """Add `schema`."""
+    schema = commands.add_parser("schema", help="print the manifest's JSON Schema")
+    schema.add_argument("--write", action="store_true", help=f"write it to {SCHEMA_PATH}")
+    schema.set_defaults(command=cmd_schema)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    source = read_manifest(Path(args.file), None, args.file)
+    manifest = check_source(source, args.environment)
+    environments = [args.environment] if args.environment else manifest.environments()
+    count = len(manifest.entries)
+    scope = f"; environments checked: {', '.join(environments)}" if environments else ""
+    print(f"{args.file}: valid, {count} model{'s' if count != 1 else ''}{scope}")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    file = Path(args.file)
+    head = read_manifest(file, args.head, args.file)
+    try:
+        base: ManifestText | None = read_manifest(file, args.base, args.file)
+    except FileAbsentError as absent:
+        print(f"note: {absent}; every model counts as added", file=sys.stderr)
+        base = None
+    head_models = _resolved(head, args.environment).models
+    base_models = _resolved(base, args.environment).models if base else ()
+    diff = diff_models(base_models, head_models, environment=args.environment,
+                       base_label=base.label if base else f"{args.base} (no manifest)",
+                       head_label=head.label)
+    sys.stdout.write(RENDERERS[args.format](diff))
+    return 0
+
+
+def _resolved(source: ManifestText, environment: str | None) -> Resolution:
+    return resolve(load_manifest(source), environment)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    entries = model_history(Path(args.file), args.model, args.environment)
+    if not entries:
+        print(f"error: model '{args.model}' does not appear in the committed history of "
+              f"{args.file}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(history_json(args.model, entries), indent=2))
+    else:
+        sys.stdout.write(render_history(args.model, entries))
+    return 0
+
+
+def cmd_stacks(args: argparse.Namespace) -> int:
+    root = Path.cwd()
+    if args.affected:
+        impacts = [i for i in stack_impacts(root, args.affected) if i.reason]
+        rows = [(i.stack, i.reason or "") for i in impacts]
+    else:
+        rows = []
+        for name in list_stacks(root):
+            stack = load_stack(root, name)
+            ref = stack.get("modelfleet:manifestRef") or "working tree"
+            team = stack.get("modelfleet:team") or "all teams"
+            rows.append((name, f"{stack.get('modelfleet:environment')}, {team}, {ref}"))
+    if args.format == "json":
+        print(json.dumps([name for name, _ in rows]))
+    else:
+        for name, detail in rows:
+            print(f"{name}\t{detail}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    if args.write:
+        Path(SCHEMA_PATH).write_text(schema_text(), encoding="utf-8")
+        print(f"wrote {SCHEMA_PATH}")
+    else:
+        sys.stdout.write(schema_text())
+    return 0
