@@ -80,12 +80,7 @@ class ModelService(pulumi.ComponentResource):
             scaler = request_scaler(name, args, deployment.metadata.name, child)
         k8s.policy.v1.PodDisruptionBudget(
             name, metadata=object_meta(name, args),
-            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                max_unavailable=1,
-                selector=k8s.meta.v1.LabelSelectorArgs(
-                    match_labels=args.provenance.selector(COMPONENT)),
-                unhealthy_pod_eviction_policy="AlwaysAllow"),
-            opts=child)
+            spec=disruption_budget_spec(args.provenance, progressive), opts=child)
         if args.provenance.candidate is None:  # one policy covers every version of the model
             k8s.networking.v1.NetworkPolicy(
                 name, metadata=object_meta(name, args),
@@ -101,6 +96,23 @@ class ModelService(pulumi.ComponentResource):
         self.endpoint = pulumi.Output.from_input(
             f"http://{args.cluster.service_host(name)}:{serving.port}")
         self.register_outputs({"endpoint": self.endpoint})
+
+
+def disruption_budget_spec(provenance: Provenance, progressive: bool,
+                           ) -> k8s.policy.v1.PodDisruptionBudgetSpecArgs:
+    """Evictions (node drains) take one of the model's pods at a time.
+
+    Under Flagger the pods that serve are the primary's: Flagger copies the Deployment
+    to `<model>-primary` and renames its `app.kubernetes.io/name` label to match, so the
+    budget selects every pod of the model (primary and canary) by instance instead.
+    Candidates and a progressive rollout never meet (the manifest refuses both), so
+    no pod falls under two budgets, which the eviction API refuses.
+    """
+    labels = provenance.model_selector(COMPONENT) if progressive \
+        else provenance.selector(COMPONENT)
+    return k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+        max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
+        unhealthy_pod_eviction_policy="AlwaysAllow")
 
 
 APP_PROTOCOLS = {"http": "http", "grpc": "kubernetes.io/h2c"}

@@ -83,6 +83,9 @@ NO_KEDA = (("modelfleet:keda", "false"),)
 PROMETHEUS = (("modelfleet:prometheusAddress", "http://prometheus.monitoring.svc:9090"),)
 ON_RPS = edit("env: {LOG_LEVEL: info}", "env: {LOG_LEVEL: info}\n      scaleMetric: rps\n"
               "      scaleTarget: 20")
+FLAGGER = (("modelfleet:gateway", "gateways/public"), ("modelfleet:flagger", "true"),
+           *PROMETHEUS)
+PROGRESSIVE = edit("port: 8080", "port: 8080\n      rollout: {strategy: progressive}")
 CATALOGUE = [
     Change("version bump", head=edit("version: 1.4.2", "version: 1.5.0")),
     Change("resources", head=edit('resources: {cpu: "1", memory: 2Gi}',
@@ -103,6 +106,10 @@ CATALOGUE = [
     Change("rollout budget", head=edit("port: 8080", "port: 8080\n"
                                        "      rollout: {maxSurge: 0, maxUnavailable: 1}")),
     Change("startup budget", head=edit("port: 8080", "port: 8080\n      startupSeconds: 1200")),
+    Change("rolling to progressive", head=PROGRESSIVE, base_config=FLAGGER,
+           head_config=FLAGGER),
+    Change("progressive to rolling", base=PROGRESSIVE, base_config=FLAGGER,
+           head_config=FLAGGER),
     Change("placement", head=edit("port: 8080", "port: 8080\n      nodeSelector: {pool: ml}\n"
                                   "      priorityClassName: model-serving")),
 ]

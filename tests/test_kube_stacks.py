@@ -7,6 +7,7 @@ manager running, Deployments and Jobs create Pods, which admission checks for re
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from planner.render import kubernetes_objects
 from tests.deploy import deploy
 from tests.gitrepo import GitRepo
 from tests.kube.cluster import Cluster
+from tests.kube.kubectl import eventually
 from tests.shipped import copy_project
 from tests.test_rollouts import CANDIDATES, FLAGGER, fraud
 from tests.test_rollouts import manifest as manifest_text
@@ -212,3 +214,48 @@ def test_routes_candidates_and_flagger_canaries_are_accepted(
                               workload["metadata"]["name"])
     route = cluster.kubectl.get("httproute", "fraud", namespace)["spec"]
     assert [b["weight"] for b in route["rules"][0]["backendRefs"]] == [90, 10]
+
+
+def flagger_primary(deployment: dict[str, Any], replicas: int) -> dict[str, Any]:
+    """The `<name>-primary` Deployment Flagger 1.44 makes from a Canary's target: the same
+    pod template, its `app.kubernetes.io/name` label (one of Flagger's default
+    `selectorLabels`) renamed to `<name>-primary`, in selector and template alike."""
+    name = deployment["metadata"]["name"]
+    primary = copy.deepcopy(deployment)
+    primary["metadata"] = {"name": f"{name}-primary",
+                           "namespace": deployment["metadata"]["namespace"]}
+    for labels in (primary["spec"]["selector"]["matchLabels"],
+                   primary["spec"]["template"]["metadata"]["labels"]):
+        labels["app.kubernetes.io/name"] = f"{name}-primary"
+    primary["spec"]["replicas"] = replicas
+    return primary
+
+
+def test_under_flagger_the_disruption_budget_covers_the_pods_that_serve(
+        cluster: Cluster, repo: GitRepo) -> None:
+    """Flagger scales the Canary's target to zero once its primary runs: a budget that
+    selected the target's pods would protect nothing during a node drain."""
+    cluster.require_controllers()
+    namespace = cluster.namespace("flagger-budget")
+    repo.write("images/Dockerfile", "FROM python:3.11-slim\n")
+    manifest = repo.write("models.yaml", manifest_text(fraud("rollout: {strategy: progressive}")))
+    simulation = deploy(manifest, config={"modelfleet:namespace": namespace,
+                                          **{f"modelfleet:{k}": v for k, v in FLAGGER.items()}})
+    objects = kubernetes_objects(simulation.registrations)
+    applied = cluster.kubectl.apply(objects)
+    assert applied.clean, str(applied)
+    target = cluster.kubectl.get("deployment", "fraud", namespace)
+    primary = flagger_primary(target, replicas=3)
+    assert cluster.kubectl.apply([primary], field_manager="flagger").clean
+    cluster.kubectl.run("scale", "deployment/fraud", "--replicas=0", "-n", namespace, check=True)
+
+    def expected_pods() -> int | None:
+        status = cluster.kubectl.get("pdb", "fraud", namespace).get("status", {})
+        return status.get("expectedPods") if status.get("expectedPods") == 3 else None
+
+    eventually(expected_pods, 60, "the budget of 'fraud' counts the primary's 3 pods")
+    pdb = cluster.kubectl.get("pdb", "fraud", namespace)
+    assert pdb["spec"]["maxUnavailable"] == 1
+    pods = cluster.pods(namespace, selector(pdb["spec"]["selector"]["matchLabels"]))
+    assert {pod["metadata"]["labels"]["app.kubernetes.io/name"] for pod in pods} == \
+        {"fraud-primary"}
