@@ -207,6 +207,7 @@ def _candidates(model: dict[str, Any]) -> list[Finding]:
     found: list[Finding] = []
     name = model.get("name") if isinstance(model.get("name"), str) else ""
     seen: set[str] = set()
+    versions: set[str] = set()
     total = 0
     for index, item in enumerate(candidates):
         if not isinstance(item, dict):
@@ -229,9 +230,15 @@ def _candidates(model: dict[str, Any]) -> list[Finding]:
                 found.append((path + ("name",), f"'{name}-{candidate}' would name its "
                               f"Deployment, but is longer than {WORKLOAD_NAME_MAX} characters "
                               "(derived names must fit Kubernetes' and AWS's limits); shorten it"))
-        if item.get("version") is not None and item.get("version") == model.get("version"):
-            found.append((path + ("version",), f"{item['version']} is the model's own version; "
+        version = item.get("version")
+        if version is not None and version == model.get("version"):
+            found.append((path + ("version",), f"{version} is the model's own version; "
                                                "a candidate is another version"))
+        elif isinstance(version, str) and version in versions:
+            found.append((path + ("version",), f"{version} is another candidate's version too; "
+                          "a version names one artifact, so one candidate deploys it"))
+        if isinstance(version, str):
+            versions.add(version)
     if total >= 100:
         found.append((("serving", "candidates"), f"the weights add up to {total} percent, "
                       "leaving the stable version none; keep them below 100 (to switch over "

@@ -338,7 +338,7 @@ class Candidate(Strict):
     name: DnsLabel
     """Names the candidate's Deployment `<model>-<name>`."""
     version: SemVer
-    """Its own version; never the model's."""
+    """Its own version: never the model's, nor another candidate's."""
     artifact: Artifact
     image: Image | None = None
     """Default: the model's image settings, built for the candidate's version."""

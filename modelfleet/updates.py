@@ -34,7 +34,43 @@ def deployed_record(release: Release) -> dict[str, Any]:
         "builds": {model.spec.name: model.build_digest for model in release.models
                    if model.build_digest},
         "artifacts": {model.spec.name: artifact_identity(model) for model in release.models},
+        "versions": version_identities(release),
     }
+
+
+def version_identities(release: Release) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per model, the artifact identity of each version the release deploys: the stable
+    version's and every candidate's (a candidate's version is as permanent as any other)."""
+    return {model.spec.name: {each.spec.version: artifact_identity(each)
+                              for each in (model, *model.candidates)}
+            for model in release.models}
+
+
+def recorded_versions(record: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """What a deployment record says each model version's artifact was, as
+    `version_identities` gives it; records from before candidates were recorded give the
+    stable versions (from their artifact identities, or else from what the manifest said)."""
+    versions = record.get("versions")
+    if isinstance(versions, Mapping):
+        return {name: {str(version): dict(identity) for version, identity in by_version.items()
+                       if isinstance(identity, Mapping)}
+                for name, by_version in versions.items() if isinstance(by_version, Mapping)}
+    deployed = record.get("deployed")
+    identities = record.get("artifacts")
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, before in (deployed.items() if isinstance(deployed, Mapping) else ()):
+        if not isinstance(before, Mapping) or before.get("version") is None:
+            continue
+        old: dict[str, Any] | None
+        if isinstance(identities, Mapping) and isinstance(identities.get(name), Mapping):
+            old = dict(identities[name])
+        else:  # a record from before identities were exported: what the manifest said
+            written = before.get("artifact")
+            old = {k: v for k, v in dict(written).items() if k in ("uri", "sha256", "versionId")
+                   } if isinstance(written, Mapping) and "uri" in written else None
+        if old is not None:
+            found[name] = {str(before["version"]): old}
+    return found
 
 
 def artifact_identity(model: ModelRelease) -> dict[str, Any]:
@@ -48,39 +84,32 @@ def artifact_identity(model: ModelRelease) -> dict[str, Any]:
 
 
 def version_conflicts(previous: Mapping[str, Any] | None, release: Release) -> list[str]:
-    """Models whose version is unchanged since the last deployment but whose artifact is not.
+    """Model versions (stable or candidate) that the last deployment recorded with another
+    artifact.
 
     A version names one artifact forever: clients that pulled `name@version` must
-    be able to trust it. One line per model, naming what changed.
+    be able to trust it. One line per version, naming what changed.
     """
     record = (previous or {}).get("manifest")
     if not isinstance(record, Mapping) or not isinstance(record.get("deployed"), Mapping):
         return []
-    identities = record.get("artifacts")
+    recorded = recorded_versions(record)
     lines = []
     for model in release.models:
-        name, version = model.spec.name, model.spec.version
-        before = record["deployed"].get(name)
-        if not isinstance(before, Mapping) or before.get("version") != version:
-            continue
-        old: dict[str, Any] | None
-        if isinstance(identities, Mapping) and isinstance(identities.get(name), Mapping):
-            old = dict(identities[name])
-        else:  # a record from before identities were exported: what the manifest said
-            written = before.get("artifact")
-            old = {k: v for k, v in dict(written).items() if k in ("uri", "sha256", "versionId")
-                   } if isinstance(written, Mapping) and "uri" in written else None
-        if old is None:
-            continue
-        changes = _artifact_changes(old, artifact_identity(model))
-        if changes:
-            lines.append(f"{PREFIX}model '{name}' version {version} already names another "
-                         f"artifact: {'; '.join(changes)}. A version names one artifact "
-                         "forever: bump the version.")
+        for each in (model, *model.candidates):
+            name, version = model.spec.name, each.spec.version
+            old = recorded.get(name, {}).get(version)
+            changes = artifact_changes(old, artifact_identity(each)) if old else []
+            if changes:
+                which = f" (candidate '{each.candidate}')" if each.candidate else ""
+                lines.append(f"{PREFIX}model '{name}' version {version}{which} already names "
+                             f"another artifact: {'; '.join(changes)}. A version names one "
+                             "artifact forever: bump the version.")
     return lines
 
 
-def _artifact_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+def artifact_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """What differs between two artifact identities (`artifact_identity`), one phrase each."""
     changes = []
     for key in ("uri", "sha256", "versionId"):
         if old.get(key) != new.get(key):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelfleet.diff import ManifestDiff, ModelDiff, diff_models
-from modelfleet.updates import deployed_specs, whole_numbers
+from modelfleet.updates import deployed_specs, recorded_versions, whole_numbers
 from planner.changes import ResourceChange
 from planner.grouping import STACK_WIDE, Grouped, model_of
 from planner.plan import Plan
@@ -37,6 +37,9 @@ class ModelView:
     """Digest of what the base built its image from (context files and build args)."""
     new_build: str | None = None
     diff: ModelDiff | None = None
+    old_versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each version the base deployed (stable and candidates): its artifact's identity."""
+    new_versions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def stack_wide(self) -> bool:
@@ -104,6 +107,7 @@ def model_views(plan: Plan) -> list[ModelView]:
     head = Grouped.of(plan.head)
     base = Grouped.of(plan.base) if plan.base else Grouped({}, {})
     old_record, new_record = _record(plan.base), _record(plan.head)
+    old_versions, new_versions = recorded_versions(old_record), recorded_versions(new_record)
     diffs = {d.name: d for d in (manifest_diff(plan) or ManifestDiff("", "", None, ())).models}
     changes: dict[str, list[ResourceChange]] = {}
     for change in plan.changes:
@@ -115,7 +119,9 @@ def model_views(plan: Plan) -> list[ModelView]:
         changes=changes.get(name, []),
         old=_deployed(old_record, name), new=_deployed(new_record, name),
         old_build=_build(old_record, name), new_build=_build(new_record, name),
-        diff=diffs.get(name)) for name in sorted(names, key=lambda n: (n != STACK_WIDE, n))]
+        diff=diffs.get(name), old_versions=old_versions.get(name, {}),
+        new_versions=new_versions.get(name, {}))
+        for name in sorted(names, key=lambda n: (n != STACK_WIDE, n))]
 
 
 def production(plan: Plan) -> bool:

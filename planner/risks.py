@@ -9,7 +9,7 @@ exported of each model (`manifest.deployed`, `manifest.builds`):
 | `deletion` | danger | a resource that is not retained on delete is deleted |
 | `gpu-surge` | warning | a rolling Deployment's pods hold GPUs and it surges: spare GPUs needed |
 | `serving-stops` | warning (danger in production) | a rollout stops every pod at the minimum |
-| `artifact-mutated` | danger | the artifact (fields, uploaded content) changes, the version not |
+| `artifact-mutated` | danger | a version (stable or candidate) names another artifact than before |
 | `image-mutated` | danger | the image (build, prebuilt reference) changes, the version not |
 | `iam-widened` | warning | an IAM policy allows an action or resource it did not (or denies less) |
 | `production` | info | a production stack (`modelfleet:requireApproved`) changes |
@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelfleet.updates import artifact_changes
 from planner.describe import artifact_files, short_type
 from planner.plan import Plan
 from planner.review import ModelView, document_changes, production
@@ -128,10 +129,12 @@ def _rollouts(view: ModelView, model: str | None, live: bool) -> list[Risk]:
 
 def _mutations(view: ModelView, model: str | None) -> list[Risk]:
     """A version names one artifact and one image forever."""
-    if model is None or view.old is None or view.new is None or view.version_changed:
+    if model is None or view.old is None or view.new is None:
         return []
+    risks = _version_reuses(view, model)
+    if view.version_changed:
+        return risks
     version = view.new_version
-    risks = []
     fields = [f for f in (view.diff.changes if view.diff else ())
               if f.path.startswith("artifact.")]
     old, new = artifact_files(view.name, view.base), artifact_files(view.name, view.head)
@@ -155,6 +158,33 @@ def _mutations(view: ModelView, model: str | None) -> list[Risk]:
             + f") but the version stays {version}: a version must name one image forever; "
             "bump the version")))
     return risks
+
+
+def _version_reuses(view: ModelView, model: str) -> list[Risk]:
+    """A version deployed before (as the stable version or a candidate) that now names another
+    artifact: a candidate kept under its version, or a version that moves between the
+    stable slot and a candidate. The stable version kept in place is `_mutations`' own."""
+    risks = []
+    for version, identity in sorted(view.new_versions.items()):
+        old = view.old_versions.get(version)
+        if old is None or (version == view.new_version and not view.version_changed):
+            continue
+        changes = artifact_changes(old, identity)
+        if changes:
+            risks.append(Risk("danger", model, "artifact-mutated", (
+                f"{_deployed_as(view.new, version)} version {version} was deployed before with "
+                f"another artifact ({'; '.join(changes)}): a version must name one artifact "
+                "forever; bump the version")))
+    return risks
+
+
+def _deployed_as(model: dict[str, Any] | None, version: str) -> str:
+    """`candidate 'challenger'` or `the stable`: what deploys `version` in a model as written."""
+    serving = (model or {}).get("serving") or {}
+    for candidate in serving.get("candidates") or ():
+        if str(candidate.get("version")) == version:
+            return f"candidate '{candidate.get('name')}'"
+    return "the stable"
 
 
 def _widened(view: ModelView, model: str | None) -> list[Risk]:

@@ -75,6 +75,18 @@ def test_a_changed_artifact_under_the_same_version_is_refused_where_approval_is_
                                  "versions"
 
 
+def test_a_record_from_before_candidates_were_recorded_still_guards_the_stable_version(
+        project: GitRepo) -> None:
+    first = deploy(project.root / "models.yaml")
+    outputs = dict(first.outputs)
+    outputs["manifest"] = {k: v for k, v in outputs["manifest"].items() if k != "versions"}
+    project.write("models.yaml", manifest(PINNED.replace('"v1"', '"v2"')))
+    again = deploy(project.root / "models.yaml", previous=outputs)
+    assert warnings(again) == [
+        "modelfleet: model 'fraud' version 1.4.2 already names another artifact: "
+        "artifact.versionId v1 → v2. A version names one artifact forever: bump the version."]
+
+
 def test_elsewhere_it_is_a_warning_and_the_update_goes_on(project: GitRepo) -> None:
     first = deploy(project.root / "models.yaml")
     project.write("models.yaml", manifest(PINNED.replace('"v1"', '"v2"')))
@@ -117,9 +129,65 @@ def test_a_record_from_before_artifact_identities_is_compared_by_what_the_manife
         project: GitRepo) -> None:
     first = deploy(project.root / "models.yaml")
     outputs = dict(first.outputs)
-    outputs["manifest"] = {k: v for k, v in outputs["manifest"].items() if k != "artifacts"}
+    outputs["manifest"] = {k: v for k, v in outputs["manifest"].items()
+                           if k not in ("artifacts", "versions")}
     project.write("models.yaml", manifest(PINNED.replace('"v1"', '"v2"')))
     again = deploy(project.root / "models.yaml", previous=outputs)
     assert warnings(again) == [
         "modelfleet: model 'fraud' version 1.4.2 already names another artifact: "
         "artifact.versionId v1 → v2. A version names one artifact forever: bump the version."]
+
+
+GATEWAY = {"modelfleet:gateway": "gateway-system/models"}
+
+
+def with_candidate(artifact: str, version: str = "1.5.0", stable: str = "1.4.2",
+                   stable_artifact: str = PINNED) -> str:
+    text = manifest(stable_artifact).replace("version: 1.4.2", f"version: {stable}", 1)
+    return text.replace("    serving: {}\n", f"""\
+    serving:
+      candidates:
+        - name: challenger
+          version: {version}
+          artifact: {artifact}
+          weight: 10
+""", 1)
+
+
+CANDIDATE = '{uri: "s3://training/fraud-1.5.0.joblib", sha256: "' + SHA_A + '"}'
+
+
+def test_a_candidates_version_is_as_permanent_as_the_stable_ones(project: GitRepo) -> None:
+    project.write("models.yaml", with_candidate(CANDIDATE))
+    first = deploy(project.root / "models.yaml", config=GATEWAY)
+    project.write("models.yaml", with_candidate(CANDIDATE.replace(SHA_A, SHA_B)))
+    with pytest.raises(ProgramFailed) as failure:
+        deploy(project.root / "models.yaml", previous=first.outputs,
+               config={**GATEWAY, "modelfleet:requireApproved": "true"})
+    assert failure.value.simulation.messages("error") == [
+        "modelfleet: model 'fraud' version 1.5.0 (candidate 'challenger') already names another "
+        f"artifact: artifact.sha256 {SHA_A} → {SHA_B}. A version names one artifact forever: "
+        "bump the version."]
+
+
+def test_promoting_a_candidate_keeps_its_artifact_and_is_no_conflict(project: GitRepo) -> None:
+    project.write("models.yaml", with_candidate(CANDIDATE))
+    first = deploy(project.root / "models.yaml", config=GATEWAY)
+    project.write("models.yaml", manifest(CANDIDATE).replace("version: 1.4.2", "version: 1.5.0"))
+    again = deploy(project.root / "models.yaml", previous=first.outputs,
+                   config={**GATEWAY, "modelfleet:requireApproved": "true"})
+    assert again.messages("error") == []
+    assert warnings(again) == []
+
+
+def test_an_old_stable_version_back_as_a_candidate_must_bring_its_artifact(
+        project: GitRepo) -> None:
+    first = deploy(project.root / "models.yaml", config=GATEWAY)
+    project.write("models.yaml", with_candidate(CANDIDATE, version="1.4.2", stable="1.5.0",
+                                                stable_artifact=CANDIDATE))
+    again = deploy(project.root / "models.yaml", previous=first.outputs, config=GATEWAY)
+    assert warnings(again) == [
+        "modelfleet: model 'fraud' version 1.4.2 (candidate 'challenger') already names another "
+        "artifact: artifact.uri s3://training/fraud.joblib → s3://training/fraud-1.5.0.joblib; "
+        "artifact.versionId v1 → (none). A version names one artifact forever: bump the "
+        "version."]

@@ -171,6 +171,9 @@ BAD = {
                                   "serving.candidates[0]: give exactly one of `weight`"),
     "the model's own version": (CANDIDATES.replace("version: 1.5.0", "version: 1.4.2"),
                                 "serving.candidates[0].version: 1.4.2 is the model's own"),
+    "one version for two candidates": (
+        CANDIDATES.replace("version: 1.6.0-rc.1", "version: 1.5.0"),
+        "serving.candidates[1].version: 1.5.0 is another candidate's version too"),
     "duplicate names": (CANDIDATES.replace("name: shadow", "name: challenger"),
                         "serving.candidates[1].name: 'challenger' is used by another"),
     "a name too long for Kubernetes": (
@@ -258,3 +261,24 @@ def test_a_progressive_models_version_bump_is_summarized_as_flaggers_analysis(
                                "traffic (Canary fraud-detector): 20%, 50% of traffic, a step "
                                "every 60s, rolled back after 5 failed checks (success-rate ≥ "
                                "99, latency-p99 ≤ 500)") for line in fraud["lines"]), fraud["lines"]
+
+
+def test_a_candidates_artifact_changed_under_its_version_is_a_danger_in_the_plan(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.shipped import copy_project, inside
+
+    project = copy_project(tmp_path / "project")
+    models = project.root / "models.yaml"
+    models.write_text(models.read_text().replace(
+        "uri: s3://training-output/fraud/1.5.0/model.joblib",
+        "uri: s3://training-output/fraud/1.5.0-retrained/model.joblib", 1))
+    with inside(project.root):
+        assert main(["plan", "--stack", "dev", "--base", "HEAD", "--format", "json",
+                     "--fail-on", "danger"]) == 3
+    planned = json.loads(capsys.readouterr().out)
+    mutated = [r for r in planned["risks"] if r["kind"] == "artifact-mutated"]
+    assert [(r["level"], r["model"]) for r in mutated] == [("danger", "fraud-detector")]
+    assert mutated[0]["message"].startswith(
+        "candidate 'challenger' version 1.5.0 was deployed before with another artifact "
+        "(artifact.uri s3://training-output/fraud/1.5.0/model.joblib → "
+        "s3://training-output/fraud/1.5.0-retrained/model.joblib)")
