@@ -42,8 +42,11 @@ def _counts(simulation: Simulation) -> Counter[str]:
 def _header(plan: Plan) -> list[str]:
     stack = plan.stack
     manifest = plan.head.outputs.get("manifest", {})
-    ref = manifest.get("ref") or "working tree"
-    commit = str(manifest.get("commit") or "")[:12]
+    ref = str(manifest.get("ref") or "working tree")
+    full = str(manifest.get("commit") or "")
+    commit = full[:12]
+    if full and full.startswith(ref):  # pinned by commit: the short form says it all
+        ref, commit = f"commit {commit}", ""
     lines = [f"Plan for stack {stack.name} (environment {stack.get('modelfleet:environment')}, "
              f"{manifest.get('file', 'models.yaml')} at {ref}"
              f"{f' ({commit})' if commit else ''})",

@@ -58,8 +58,8 @@ def test_text_plan_groups_by_model_and_counts_by_type(
     code, out, _ = plan(project, capsys, "--stack", "risk-prod")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith("Plan for stack risk-prod (environment prod, models.yaml at "
-                               f"{PINNED_COMMIT} (")
+    assert lines[0] == ("Plan for stack risk-prod (environment prod, models.yaml at commit "
+                        f"{PINNED_COMMIT[:12]})")
     assert "model fraud-detector 1.4.2 (team risk)" in lines
     assert "model churn-scorer" not in out
     assert "     1  kubernetes:apps/v1:Deployment" in lines
