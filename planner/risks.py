@@ -7,8 +7,8 @@ exported of each model (`manifest.deployed`, `manifest.builds`):
 | --- | --- | --- |
 | `replacement` | danger | a Deployment, Service, queue, repository, bucket or role is replaced |
 | `deletion` | danger | a resource that is not retained on delete is deleted |
-| `gpu-surge` | warning | a rolling Deployment's pods hold GPUs and it surges: spare GPUs needed |
-| `serving-stops` | warning (danger in production) | a rollout stops every pod at the minimum |
+| `gpu-surge` | warning | GPU pods surge, or run beside Flagger's primary: spare GPUs needed |
+| `serving-stops` | warning (danger in prod) | a rollout (or Flagger's promotion) stops every pod |
 | `artifact-mutated` | danger | a version (stable or candidate) names another artifact than before |
 | `image-mutated` | danger | the image (build, prebuilt reference) changes, the version not |
 | `iam-widened` | warning | an IAM policy allows an action or resource it did not (or denies less) |
@@ -25,7 +25,7 @@ from modelfleet.updates import artifact_changes
 from planner.describe import artifact_files, short_type
 from planner.plan import Plan
 from planner.review import ModelView, document_changes, production
-from planner.rollout import DEPLOYMENT, plural, rollout_of, scalers_of
+from planner.rollout import DEPLOYMENT, Rollout, canary_targeting, plural, rollout_of, scalers_of
 
 LEVELS = ("info", "warning", "danger")
 GUARDED = {
@@ -107,6 +107,10 @@ def _rollouts(view: ModelView, model: str | None, live: bool) -> list[Risk]:
         if head is None:
             continue
         rollout = rollout_of(head, scalers_of(view.head))
+        canary = canary_targeting(view.head, rollout.deployment)
+        if canary is not None:
+            risks += _progressive_rollout(rollout, canary, model, live)
+            continue
         low, high = rollout.running_range
         at_low, at_high = rollout.spare_gpus()
         if rollout.gpus_per_pod and at_high:
@@ -124,6 +128,38 @@ def _rollouts(view: ModelView, model: str | None, live: bool) -> list[Risk]:
                 f"during the rollout: {rollout.strategy()} with a minimum of "
                 f"{plural(rollout.min_replicas, 'replica')} stops every pod before its "
                 "replacement is ready")))
+    return risks
+
+
+def _progressive_rollout(rollout: Rollout, canary: dict[str, Any], model: str | None,
+                         live: bool) -> list[Risk]:
+    """A Deployment that Flagger targets: its new pods run beside the primary's during the
+    analysis (Flagger scales it from zero to one, its autoscaler to the minimum), then the
+    primary rolls with the same strategy while it still takes the traffic of the last step
+    (Flagger's promotion: copy the template, wait for the primary, then route all to it)."""
+    risks = []
+    low, _ = rollout.running_range
+    primary = f"{rollout.deployment}-primary"
+    if rollout.gpus_per_pod:
+        beside = rollout.gpus_per_pod * low
+        surge = rollout.gpus_per_pod * rollout.surge_at(low)
+        promotion = f", and {plural(surge, 'more')} while {primary} surges at promotion" \
+            if surge else ""
+        deadline = canary.get("progressDeadlineSeconds")
+        risks.append(Risk("warning", model, "gpu-surge", (
+            f"{rollout.component} pods hold {plural(rollout.gpus_per_pod, 'GPU')} each and "
+            f"Flagger runs the new version's pods (Deployment {rollout.deployment}, "
+            f"{plural(low, 'replica')} at its autoscaler's minimum) beside the primary's during "
+            f"the analysis: it needs {plural(beside, 'spare GPU')}{promotion}; without them the "
+            f"new pods stay Pending and Flagger rolls back after {deadline} s")))
+    if rollout.stops_serving():
+        steps = (canary.get("analysis") or {}).get("stepWeights") or [0]
+        kept = 100 - int(steps[-1])
+        risks.append(Risk("danger" if live else "warning", model, "serving-stops", (
+            f"when Flagger promotes the new version, the primary (Deployment {primary}) rolls "
+            f"with {rollout.strategy()} at a minimum of {plural(rollout.min_replicas, 'replica')}"
+            f": its pods stop before their replacements are ready while it still answers "
+            f"{kept}% of traffic")))
     return risks
 
 

@@ -22,6 +22,7 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA_TYPES = ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
              "kubernetes:autoscaling/v1:HorizontalPodAutoscaler")
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+CANARY = "kubernetes:flagger.app/v1beta1:Canary"
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 DEFAULT_FENCEPOST = "25%"  # Kubernetes' default for both maxSurge and maxUnavailable
 
@@ -175,6 +176,20 @@ def _bounds(name: str, spec: dict[str, Any],
                     f"HorizontalPodAutoscaler {scaler.name}")
     replicas = int(spec.get("replicas", 1))
     return replicas, replicas, None
+
+
+def canary_targeting(registrations: Iterable[Registration], deployment: str,
+                     ) -> dict[str, Any] | None:
+    """The spec of the Flagger Canary whose `targetRef` names `deployment`, if one does.
+
+    Such a Deployment is not rolled in place: Flagger runs its new pods beside those of
+    `<deployment>-primary` for the analysis, then copies the template to the primary.
+    """
+    for registration in registrations:
+        spec = plain(registration.inputs).get("spec") or {}
+        if registration.type == CANARY and (spec.get("targetRef") or {}).get("name") == deployment:
+            return dict(spec)
+    return None
 
 
 def scalers_of(registrations: Iterable[Registration]) -> list[Registration]:

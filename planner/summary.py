@@ -19,7 +19,7 @@ from planner.describe import artifact_files, is_route, scalings, short_type, tra
 from planner.recorder import Registration
 from planner.render import plain
 from planner.review import ModelView, document_changes
-from planner.rollout import DEPLOYMENT, plural, rollout_of, scalers_of
+from planner.rollout import DEPLOYMENT, canary_targeting, plural, rollout_of, scalers_of
 
 DOCKER_IMAGE = "docker:index/image:Image"
 JOB = "kubernetes:batch/v1:Job"
@@ -156,23 +156,18 @@ def _rollouts(view: ModelView) -> list[str]:
     return lines
 
 
-CANARY = "kubernetes:flagger.app/v1beta1:Canary"
-
-
 def canary_of(view: ModelView, deployment: Registration) -> str | None:
     """How Flagger rolls a Deployment it targets out: steps, pace, and when it rolls back."""
     name = (plain(deployment.inputs).get("metadata") or {}).get("name", deployment.name)
-    for registration in view.head:
-        spec = plain(registration.inputs).get("spec") or {}
-        if registration.type != CANARY or (spec.get("targetRef") or {}).get("name") != name:
-            continue
-        analysis = spec.get("analysis") or {}
-        checks = ", ".join(_threshold(metric) for metric in analysis.get("metrics") or [])
-        steps = ", ".join(f"{w}%" for w in analysis.get("stepWeights") or [])
-        return (f"the new version is analysed by Flagger before it takes all traffic "
-                f"(Canary {name}): {steps} of traffic, a step every {analysis.get('interval')}, "
-                f"rolled back after {analysis.get('threshold')} failed checks ({checks})")
-    return None
+    spec = canary_targeting(view.head, name)
+    if spec is None:
+        return None
+    analysis = spec.get("analysis") or {}
+    checks = ", ".join(_threshold(metric) for metric in analysis.get("metrics") or [])
+    steps = ", ".join(f"{w}%" for w in analysis.get("stepWeights") or [])
+    return (f"the new version is analysed by Flagger before it takes all traffic "
+            f"(Canary {name}): {steps} of traffic, a step every {analysis.get('interval')}, "
+            f"rolled back after {analysis.get('threshold')} failed checks ({checks})")
 
 
 def _threshold(metric: dict[str, Any]) -> str:

@@ -282,3 +282,37 @@ def test_a_candidates_artifact_changed_under_its_version_is_a_danger_in_the_plan
         "candidate 'challenger' version 1.5.0 was deployed before with another artifact "
         "(artifact.uri s3://training-output/fraud/1.5.0/model.joblib → "
         "s3://training-output/fraud/1.5.0-retrained/model.joblib)")
+
+
+def test_a_progressive_gpu_models_bump_needs_spare_gpus_for_flaggers_canary(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Flagger runs the new pods beside the primary's, whatever the Deployment's own surge;
+    then the primary rolls with that strategy while it still takes the last step's rest."""
+    from tests.shipped import copy_project, inside
+
+    project = copy_project(tmp_path / "project")
+    models = project.root / "models.yaml"
+    text = models.read_text()
+    start = text.index("      candidates:              # a shadow")
+    end = text.index("          mirror: 100\n", start) + len("          mirror: 100\n")
+    models.write_text(text[:start] + "      rollout: {strategy: progressive, steps: [20, 50]}\n"
+                      + text[end:])
+    stack = project.root / "stacks/Pulumi.dev.yaml"
+    stack.write_text(stack.read_text() + "  modelfleet:flagger: true\n")
+    project.commit("the image tagger rolls out progressively")
+    models.write_text(models.read_text().replace("version: 1.0.0", "version: 1.1.0", 1))
+    with inside(project.root):
+        assert main(["plan", "--stack", "dev", "--base", "HEAD", "--format", "json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    tagger = {r["kind"]: r for r in planned["risks"] if r["model"] == "image-tagger"}
+    assert set(tagger) == {"gpu-surge", "serving-stops"}
+    assert tagger["gpu-surge"]["level"] == "warning"
+    assert tagger["gpu-surge"]["message"] == (
+        "server pods hold 1 GPU each and Flagger runs the new version's pods (Deployment "
+        "image-tagger, 1 replica at its autoscaler's minimum) beside the primary's during the "
+        "analysis: it needs 1 spare GPU; without them the new pods stay Pending and Flagger "
+        "rolls back after 1320 s")
+    assert tagger["serving-stops"]["message"] == (
+        "when Flagger promotes the new version, the primary (Deployment image-tagger-primary) "
+        "rolls with maxSurge 0, maxUnavailable 1 at a minimum of 1 replica: its pods stop "
+        "before their replacements are ready while it still answers 50% of traffic")
