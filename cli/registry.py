@@ -134,7 +134,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         _json({"bucket": client.bucket,
                "stack": index.get("stack") if index else None,
                "environment": index.get("environment") if index else None,
-               "models": [{"name": m.name, "versions": list(m.versions), "current": m.current}
+               "models": [{"name": m.name, "versions": list(m.versions), "current": m.current,
+                           "candidates": [{"name": c, "version": v} for c, v in m.candidates]}
                           for m in models]})
         return 0
     scope = (f"index.json of stack {index.get('stack')}, environment {index.get('environment')}"
@@ -143,9 +144,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not models:
         print("no models")
         return 0
-    rows = [("MODEL", "VERSIONS", "CURRENT")] + [
-        (m.name, ", ".join(m.versions) or "(no metadata)",
-         m.current or "- (not deployed)") for m in models]
+    candidates = any(m.candidates for m in models)
+    rows = [("MODEL", "VERSIONS", "CURRENT", *(("CANDIDATES",) if candidates else ()))] + [
+        (m.name, ", ".join(m.versions) or "(no metadata)", m.current or "- (not deployed)",
+         *((", ".join(f"{v} ({c})" for c, v in m.candidates) or "-",) if candidates else ()))
+        for m in models]
     _table(rows)
     return 0
 

@@ -13,6 +13,7 @@ from components.index import IndexEntry, RegistryIndex, RegistryIndexArgs
 from components.model import DeployedModel, DeployedModelArgs
 from components.provenance import StackScope
 from components.registry import ModelRegistry, ModelRegistryArgs
+from modelfleet.layout import IndexCandidate
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,22 @@ class ModelFleet(pulumi.ComponentResource):
             for model in args.models}
         RegistryIndex("registry-index", RegistryIndexArgs(
             scope=args.scope, bucket_name=self.registry.bucket_name,
-            entries=tuple(IndexEntry(
-                name=m.spec.name, version=m.spec.version, team=m.spec.team, stage=m.spec.stage,
-                metadata_key=metadata_key(m.spec.name, m.spec.version),
-                commit=m.provenance.commit,
-                artifact_uri=self.models[m.spec.name].artifact_uri,
-                image=self.models[m.spec.name].image_reference) for m in args.models)), child)
+            entries=index_entries(args.models, self.models)), child)
         self.register_outputs({"bucket": self.registry.bucket_name})
+
+
+def index_entries(models: tuple[DeployedModelArgs, ...],
+                  deployed: dict[str, DeployedModel]) -> tuple[IndexEntry, ...]:
+    """Each model's line of `index.json`: its version, record, artifact, image, candidates."""
+    return tuple(IndexEntry(
+        name=m.spec.name, version=m.spec.version, team=m.spec.team, stage=m.spec.stage,
+        metadata_key=metadata_key(m.spec.name, m.spec.version), commit=m.provenance.commit,
+        artifact_uri=deployed[m.spec.name].artifact_uri,
+        image=deployed[m.spec.name].image_reference,
+        candidates=tuple(IndexCandidate(name=c.name, version=c.spec.version,
+                                        metadata=metadata_key(m.spec.name, c.spec.version))
+                         for c in m.candidates))
+        for m in models)
 
 
 def model_namespace(name: str, scope: StackScope, opts: pulumi.ResourceOptions,

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.provenance import StackScope
-from modelfleet.layout import INDEX_KEY, IndexModel
+from modelfleet.layout import INDEX_KEY, IndexCandidate, IndexModel
 from modelfleet.layout import index_document as layout_index_document
 
 
@@ -30,6 +30,8 @@ class IndexEntry:
     """The commit that set this version."""
     artifact_uri: pulumi.Input[str]
     image: pulumi.Input[str]
+    candidates: tuple[IndexCandidate, ...] = ()
+    """The model's candidates: name, version, metadata key."""
 
 
 @dataclass(frozen=True)
@@ -63,5 +65,6 @@ class RegistryIndex(pulumi.ComponentResource):
 def index_document(args: RegistryIndexArgs, resolved: list[tuple[str, str]]) -> dict[str, Any]:
     return layout_index_document(args.scope.stack, args.scope.environment, [
         IndexModel(name=e.name, version=e.version, team=e.team, stage=e.stage,
-                   metadata=e.metadata_key, commit=e.commit, artifact=uri, image=image)
+                   metadata=e.metadata_key, commit=e.commit, artifact=uri, image=image,
+                   candidates=e.candidates)
         for e, (uri, image) in zip(args.entries, resolved, strict=True)])

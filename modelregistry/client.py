@@ -61,6 +61,8 @@ class ModelVersions:
     current: str | None
     """The version `index.json` names, None when the stack no longer deploys the model."""
     stack: str | None
+    candidates: tuple[tuple[str, str], ...] = ()
+    """(candidate name, version) of each candidate `index.json` lists beside the current."""
 
 
 @dataclass(frozen=True)
@@ -171,13 +173,14 @@ class RegistryClient:
             if parsed:
                 versions.setdefault(parsed[0], []).append(parsed[1])
         index = self.index() or {}
-        current = {str(m.get("name")): str(m.get("version"))
-                   for m in index.get("models", []) if isinstance(m, dict)}
+        entries = [m for m in index.get("models", []) if isinstance(m, dict)]
+        current = {str(m.get("name")): str(m.get("version")) for m in entries}
+        candidates = {str(m.get("name")): _index_candidates(m) for m in entries}
         stack = str(index["stack"]) if index.get("stack") else None
         for name in current:
             versions.setdefault(name, [])  # named by the index, yet without a record
         return [ModelVersions(name, tuple(sorted(found, key=_version_order)), current.get(name),
-                              stack)
+                              stack, candidates.get(name, ()))
                 for name, found in sorted(versions.items())]
 
     def show(self, name: str, version: str | None = None) -> VersionRecord:
@@ -280,16 +283,18 @@ class RegistryClient:
     # Verifying ----------------------------------------------------------------------------
 
     def verify(self) -> VerifyReport:
-        """Every version the index names has its record and objects, and every sha256 holds."""
+        """Every version the index names (current and candidates) has its record and objects,
+        and every sha256 holds."""
         index = self.index()
         if index is None:
             raise RegistryError(f"s3://{self.bucket} has no {layout.INDEX_KEY}: nothing to "
                                 "verify")
         report = VerifyReport()
-        for entry in index.get("models", []):
-            if not isinstance(entry, dict):
-                continue
-            name, version = str(entry.get("name")), str(entry.get("version"))
+        named = [(str(entry.get("name")), version)
+                 for entry in index.get("models", []) if isinstance(entry, dict)
+                 for version in (str(entry.get("version")),
+                                 *(v for _, v in _index_candidates(entry)))]
+        for name, version in named:
             before = len(report.problems)
             try:
                 record = self.show(name, version)
@@ -450,6 +455,13 @@ class _VersionOrder:
         if self.version is not None and other.version is not None:
             return self.version < other.version
         return self.text < other.text
+
+
+def _index_candidates(entry: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(name, version) of the candidates an `index.json` model entry lists, if any."""
+    listed = entry.get("candidates")
+    return tuple((str(c.get("name")), str(c.get("version")))
+                 for c in (listed if isinstance(listed, list) else ()) if isinstance(c, dict))
 
 
 def _version_order(text: str) -> _VersionOrder:

@@ -119,9 +119,9 @@ def test_list_shows_every_version_and_the_current_one(world: World,
     listed = json.loads(out)
     assert listed["stack"] == "dev"
     assert listed["models"] == [
-        {"name": "churn", "versions": ["2.1.0", "2.2.0"], "current": "2.2.0"},
-        {"name": "embedder", "versions": ["0.9.0"], "current": "0.9.0"},
-        {"name": "fraud", "versions": ["1.4.2"], "current": "1.4.2"}]
+        {"name": "churn", "versions": ["2.1.0", "2.2.0"], "current": "2.2.0", "candidates": []},
+        {"name": "embedder", "versions": ["0.9.0"], "current": "0.9.0", "candidates": []},
+        {"name": "fraud", "versions": ["1.4.2"], "current": "1.4.2", "candidates": []}]
 
 
 def test_show_prints_the_record_of_the_current_or_a_given_version(
@@ -246,6 +246,59 @@ def test_verify_checks_every_current_version(world: World,
         "churn@2.2.0: metadata and 2 object(s), sha256 verified",
         "embedder@0.9.0: metadata and 1 object(s), sha256 verified",
         f"s3://{world.bucket}: 3 model version(s) verified"]
+
+
+CHALLENGER_WEIGHTS = b"fraud weights, the challenger"
+SOURCES = "candidate-sources"
+
+
+def test_candidates_are_listed_and_verified_beside_the_current_version(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stable_sha = hashlib.sha256(FIRST_WEIGHTS).hexdigest()
+    challenger_sha = hashlib.sha256(CHALLENGER_WEIGHTS).hexdigest()
+    # moto's servers share one state per process: a bucket and stack of its own
+    with moto_s3():
+        versioned_bucket(SOURCES)
+        s3().put_object(Bucket=SOURCES, Key="fraud/1.4.2.joblib", Body=FIRST_WEIGHTS)
+        s3().put_object(Bucket=SOURCES, Key="fraud/1.5.0.joblib", Body=CHALLENGER_WEIGHTS)
+        repo = GitRepo(tmp_path / "repo")
+        repo.write("models.yaml", f"""\
+apiVersion: modelfleet/v1
+models:
+  - name: fraud
+    team: risk
+    version: 1.4.2
+    artifact: {{uri: "s3://{SOURCES}/fraud/1.4.2.joblib", sha256: "{stable_sha}"}}
+    image: {{ref: "{REF}"}}
+    serving:
+      candidates:
+        - name: challenger
+          version: 1.5.0
+          artifact: {{uri: "s3://{SOURCES}/fraud/1.5.0.joblib", sha256: "{challenger_sha}"}}
+          weight: 10
+""")
+        repo.commit("fraud with a challenger")
+        bucket = write_registry(deploy(repo.root / "models.yaml", stack="canary", config={
+            "modelfleet:gateway": "gateway-system/models"}))
+        index = json.loads(s3().get_object(Bucket=bucket, Key=layout.INDEX_KEY)["Body"].read())
+        assert index["models"][0]["candidates"] == [
+            {"name": "challenger", "version": "1.5.0",
+             "metadata": layout.metadata_key("fraud", "1.5.0")}]
+        listed = run(capsys, "registry", "list", "--bucket", bucket)
+        verified = run(capsys, "registry", "verify", "--bucket", bucket)
+        s3().put_object(Bucket=SOURCES, Key="fraud/1.5.0.joblib", Body=b"retrained in place")
+        tampered = run(capsys, "registry", "verify", "--bucket", bucket)
+    assert listed[0] == 0
+    assert listed[1].splitlines()[1:] == [
+        "MODEL  VERSIONS      CURRENT  CANDIDATES",
+        "fraud  1.4.2, 1.5.0  1.4.2    1.5.0 (challenger)"]
+    assert verified[0] == 0
+    assert verified[1].splitlines() == [
+        "fraud@1.4.2: metadata and 1 object(s), sha256 verified",
+        "fraud@1.5.0: metadata and 1 object(s), sha256 verified",
+        f"s3://{bucket}: 2 model version(s) verified"]
+    assert tampered[0] == 1
+    assert tampered[2].splitlines()[0].startswith("error: fraud@1.5.0: sha256 mismatch")
 
 
 def test_verify_and_pull_find_a_missing_object(world: World, tmp_path: Path,

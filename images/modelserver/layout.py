@@ -147,11 +147,28 @@ class IndexModel:
     """The artifact's URI."""
     image: str
     """The image, by digest."""
+    candidates: tuple[IndexCandidate, ...] = ()
+    """Versions served beside this one (`serving.candidates`), each with its own record."""
+
+
+@dataclass(frozen=True)
+class IndexCandidate:
+    """A candidate of a model in `index.json`: another version with its own metadata."""
+
+    name: str
+    """The candidate's name; its Deployment is `<model>-<name>`."""
+    version: str
+    metadata: str
+    """Its metadata key."""
 
 
 def index_document(stack: str, environment: str,
                    models: Sequence[IndexModel]) -> dict[str, Any]:
-    """`index.json`: every model a stack deploys, and nothing that changes without a version."""
+    """`index.json`: every model a stack deploys, and nothing that changes without a version.
+
+    A model with candidates lists them (name, version, metadata key) under `candidates`;
+    their traffic shares are left out, since a weight changes without a version.
+    """
     return {
         "apiVersion": API_VERSION,
         "stack": stack,
@@ -159,7 +176,9 @@ def index_document(stack: str, environment: str,
         "models": [
             {"name": m.name, "version": m.version, "team": m.team, "stage": m.stage,
              "metadata": m.metadata, "commit": m.commit, "artifact": m.artifact,
-             "image": m.image}
+             "image": m.image,
+             **({"candidates": [{"name": c.name, "version": c.version, "metadata": c.metadata}
+                                for c in m.candidates]} if m.candidates else {})}
             for m in models
         ],
     }
