@@ -1,1 +1,1 @@
-"""Read a modelfleet registry over plain S3: the client API and its CLI commands."""
+"""Read a modelfleet registry over plain S3: the client API (its commands: `cli/registry.py`)."""

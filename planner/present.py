@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections import Counter
 from typing import Any
 
@@ -45,7 +46,7 @@ def _header(plan: Plan) -> list[str]:
     ref = str(manifest.get("ref") or "working tree")
     full = str(manifest.get("commit") or "")
     commit = full[:12]
-    if full and full.startswith(ref):  # pinned by commit: the short form says it all
+    if full and re.fullmatch(r"[0-9a-f]{7,40}", ref) and full.startswith(ref):  # a commit pin
         ref, commit = f"commit {commit}", ""
     lines = [f"Plan for stack {stack.name} (environment {stack.get('modelfleet:environment')}, "
              f"{manifest.get('file', 'models.yaml')} at {ref}"

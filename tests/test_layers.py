@@ -21,7 +21,8 @@ FORBIDDEN = {
     "modelregistry": {"pulumi", "components", "planner", "cli"},
     "planner": {"cli", "modelregistry"},
 }
-ENTRY_POINTS = {Path("modelfleet/__main__.py")}
+ENTRY_POINT = Path("modelfleet/__main__.py")
+"""`python -m modelfleet`: the one module of the core package that may import `cli`."""
 
 
 def imported_packages(source: Path) -> set[str]:
@@ -41,8 +42,8 @@ def test_a_package_imports_nothing_above_it(package: str) -> None:
     crossings = [
         f"{module.relative_to(PROJECT)} imports {', '.join(sorted(wrong))}"
         for module in sorted((PROJECT / package).rglob("*.py"))
-        if module.relative_to(PROJECT) not in ENTRY_POINTS
-        and (wrong := imported_packages(module) & FORBIDDEN[package])
+        if (wrong := imported_packages(module) & FORBIDDEN[package]
+            - ({"cli"} if module.relative_to(PROJECT) == ENTRY_POINT else set()))
     ]
     assert not crossings, "\n".join(crossings)
 

@@ -10,6 +10,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from urllib import error, request
 
 import numpy as np
 import pytest
-from modelserver.http import ModelHTTPServer, ServerState
+from modelserver.http import Handler, ModelHTTPServer, ServerState
 from modelserver.models import ArtifactError, load_predictor
 from modelserver.settings import Settings, SettingsError
 
@@ -167,10 +168,20 @@ def test_prometheus_metrics(loaded: str) -> None:
     assert 'modelserver_model_info{model="churn",version="1.2.0"} 1.0' in text
 
 
-def test_a_request_is_counted_by_the_time_its_answer_arrives(loaded: str) -> None:
-    """A scraper (or a client) that reads /metrics right after an answer finds it counted."""
+def test_a_request_is_counted_by_the_time_its_answer_arrives(
+        loaded: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scraper (or a client) that reads /metrics right after an answer finds it counted,
+    even while the thread that sent the answer has not yet returned."""
+    send = Handler._send
+
+    def send_then_linger(handler: Handler, reply: Any) -> None:
+        send(handler, reply)
+        if handler.path.endswith("/infer"):
+            time.sleep(0.3)
+
+    monkeypatch.setattr(Handler, "_send", send_then_linger)
     labels = 'model="churn",protocol="http",route="infer"'
-    for answered in range(1, 41):
+    for answered in (1, 2):
         call(f"{loaded}/v2/models/churn/infer", {"inputs": []})
         text = call(f"{loaded}/metrics").text
         assert f'modelserver_requests_total{{code="400",{labels}}} {answered}.0' in text

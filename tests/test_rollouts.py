@@ -137,6 +137,10 @@ def test_a_progressive_rollout_is_a_flagger_canary_gated_on_the_servers_metrics(
     deployment = simulation.find(DEPLOYMENT, "fraud").inputs
     assert deployment["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
     assert "replicas" not in deployment["spec"]
+    budget = simulation.find("kubernetes:policy/v1:PodDisruptionBudget", "fraud").inputs
+    assert budget["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/instance": "fraud", "app.kubernetes.io/component": "server"}, \
+        "Flagger renames the primary's name label: the budget selects by instance"
     canary = simulation.find(CANARY, "fraud").inputs["spec"]
     assert canary["provider"] == "gatewayapi:v1"
     assert canary["targetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
