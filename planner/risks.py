@@ -138,20 +138,24 @@ def _progressive_rollout(rollout: Rollout, canary: dict[str, Any], model: str | 
     primary rolls with the same strategy while it still takes the traffic of the last step
     (Flagger's promotion: copy the template, wait for the primary, then route all to it)."""
     risks = []
-    low, _ = rollout.running_range
     primary = f"{rollout.deployment}-primary"
     if rollout.gpus_per_pod:
+        low, high = rollout.running_range
         beside = rollout.gpus_per_pod * low
-        surge = rollout.gpus_per_pod * rollout.surge_at(low)
-        promotion = f", and {plural(surge, 'more')} while {primary} surges at promotion" \
-            if surge else ""
-        deadline = canary.get("progressDeadlineSeconds")
+        at_low, at_high = rollout.spare_gpus()
+        promotion = ""
+        if at_high:
+            promotion = (f"; at promotion Deployment {primary} surges with maxSurge "
+                         f"{rollout.max_surge}: {plural(at_low, 'more GPU')} at "
+                         f"{plural(low, 'replica')}"
+                         + (f", up to {at_high} at {high}" if at_high != at_low else ""))
         risks.append(Risk("warning", model, "gpu-surge", (
             f"{rollout.component} pods hold {plural(rollout.gpus_per_pod, 'GPU')} each and "
             f"Flagger runs the new version's pods (Deployment {rollout.deployment}, "
-            f"{plural(low, 'replica')} at its autoscaler's minimum) beside the primary's during "
-            f"the analysis: it needs {plural(beside, 'spare GPU')}{promotion}; without them the "
-            f"new pods stay Pending and Flagger rolls back after {deadline} s")))
+            f"{plural(low, 'replica')} at its autoscaler's minimum, more under load) beside the "
+            f"primary's during the analysis: it needs {plural(beside, 'spare GPU')}, without "
+            f"which they stay Pending and Flagger rolls back after "
+            f"{canary.get('progressDeadlineSeconds')} s{promotion}")))
     if rollout.stops_serving():
         steps = (canary.get("analysis") or {}).get("stepWeights") or [0]
         kept = 100 - int(steps[-1])

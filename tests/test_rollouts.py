@@ -288,8 +288,26 @@ def test_a_candidates_artifact_changed_under_its_version_is_a_danger_in_the_plan
         "s3://training-output/fraud/1.5.0-retrained/model.joblib)")
 
 
+ANALYSIS_NEEDS = (
+    "server pods hold 1 GPU each and Flagger runs the new version's pods (Deployment "
+    "image-tagger, 1 replica at its autoscaler's minimum, more under load) beside the "
+    "primary's during the analysis: it needs 1 spare GPU, without which they stay Pending "
+    "and Flagger rolls back after 1320 s")
+PROMOTION_STOPS = (
+    "when Flagger promotes the new version, the primary (Deployment image-tagger-primary) "
+    "rolls with maxSurge 0, maxUnavailable 1 at a minimum of 1 replica: its pods stop "
+    "before their replacements are ready while it still answers 50% of traffic")
+
+
+@pytest.mark.parametrize(("rollout", "expected"), [
+    ("", {"gpu-surge": ANALYSIS_NEEDS, "serving-stops": PROMOTION_STOPS}),
+    (", maxSurge: 50%, maxUnavailable: 0", {"gpu-surge": ANALYSIS_NEEDS + (
+        "; at promotion Deployment image-tagger-primary surges with maxSurge 50%: 1 more GPU "
+        "at 1 replica, up to 2 at 4")}),
+], ids=["default GPU rollout", "a surging primary"])
 def test_a_progressive_gpu_models_bump_needs_spare_gpus_for_flaggers_canary(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], rollout: str,
+        expected: dict[str, str]) -> None:
     """Flagger runs the new pods beside the primary's, whatever the Deployment's own surge;
     then the primary rolls with that strategy while it still takes the last step's rest."""
     from tests.shipped import copy_project, inside
@@ -299,8 +317,8 @@ def test_a_progressive_gpu_models_bump_needs_spare_gpus_for_flaggers_canary(
     text = models.read_text()
     start = text.index("      candidates:              # a shadow")
     end = text.index("          mirror: 100\n", start) + len("          mirror: 100\n")
-    models.write_text(text[:start] + "      rollout: {strategy: progressive, steps: [20, 50]}\n"
-                      + text[end:])
+    models.write_text(text[:start] + "      rollout: {strategy: progressive, steps: [20, 50]"
+                      + rollout + "}\n" + text[end:])
     stack = project.root / "stacks/Pulumi.dev.yaml"
     stack.write_text(stack.read_text() + "  modelfleet:flagger: true\n")
     project.commit("the image tagger rolls out progressively")
@@ -309,14 +327,5 @@ def test_a_progressive_gpu_models_bump_needs_spare_gpus_for_flaggers_canary(
         assert main(["plan", "--stack", "dev", "--base", "HEAD", "--format", "json"]) == 0
     planned = json.loads(capsys.readouterr().out)
     tagger = {r["kind"]: r for r in planned["risks"] if r["model"] == "image-tagger"}
-    assert set(tagger) == {"gpu-surge", "serving-stops"}
+    assert {kind: risk["message"] for kind, risk in tagger.items()} == expected
     assert tagger["gpu-surge"]["level"] == "warning"
-    assert tagger["gpu-surge"]["message"] == (
-        "server pods hold 1 GPU each and Flagger runs the new version's pods (Deployment "
-        "image-tagger, 1 replica at its autoscaler's minimum) beside the primary's during the "
-        "analysis: it needs 1 spare GPU; without them the new pods stay Pending and Flagger "
-        "rolls back after 1320 s")
-    assert tagger["serving-stops"]["message"] == (
-        "when Flagger promotes the new version, the primary (Deployment image-tagger-primary) "
-        "rolls with maxSurge 0, maxUnavailable 1 at a minimum of 1 replica: its pods stop "
-        "before their replacements are ready while it still answers 50% of traffic")
