@@ -24,7 +24,7 @@ from components.registry import ModelRegistryArgs
 from modelfleet.problems import ManifestError, Problem, SourceError
 from modelfleet.release import ModelRelease, Release, load_release
 from modelfleet.settings import CONFIG_KEYS, NAMESPACE, StackSettings
-from modelfleet.updates import change_report, deployed_record, version_conflicts
+from modelfleet.updates import change_report, deployed_record, version_conflicts, version_history
 
 
 def read_settings() -> StackSettings:
@@ -143,13 +143,15 @@ def providers() -> list[pulumi.ProviderResource]:
     return [aws.Provider("aws", region=region), cluster]
 
 
-def report_changes(release: Release, fleet: ModelFleet) -> None:
-    """Log the diff against what this stack deployed last, read from its own outputs."""
+def report_changes(release: Release, fleet: ModelFleet) -> pulumi.StackReference:
+    """Log the diff against what this stack deployed last, read from its own outputs, and
+    guard its versions; the reference, whose record the new one carries forward."""
     stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
     previous = pulumi.StackReference("last-deployment", stack_name=stack,
                                      opts=pulumi.ResourceOptions(parent=fleet))
     previous.outputs.apply(lambda outputs: log_lines(change_report(outputs, release)))
     previous.outputs.apply(lambda outputs: guard_versions(outputs, release))
+    return previous
 
 
 def guard_versions(outputs: Any, release: Release) -> None:
@@ -175,12 +177,15 @@ def log_lines(lines: list[str]) -> None:
         pulumi.log.info(line)
 
 
-def export_outputs(fleet: ModelFleet, release: Release) -> None:
+def export_outputs(fleet: ModelFleet, release: Release, previous: pulumi.StackReference) -> None:
     pulumi.export("registry", {"bucket": fleet.registry.bucket_name,
                                "keyArn": fleet.registry.key_arn})
     pulumi.export("models", {model.spec.name: model_outputs(model, fleet.models[model.spec.name])
                              for model in release.models})
     pulumi.export("manifest", deployed_record(release))
+    # Known once the last deployment's outputs are read (a real preview reads them).
+    pulumi.export("versionHistory", previous.outputs.apply(
+        lambda outputs: version_history(outputs, release)))
 
 
 def model_outputs(model: ModelRelease, deployed: DeployedModel) -> dict[str, Any]:
@@ -203,5 +208,5 @@ def main() -> None:
     release = prepare()
     fleet = ModelFleet("fleet", fleet_args(release),
                        pulumi.ResourceOptions(providers=providers()))
-    report_changes(release, fleet)
-    export_outputs(fleet, release)
+    previous = report_changes(release, fleet)
+    export_outputs(fleet, release, previous)

@@ -38,6 +38,31 @@ def deployed_record(release: Release) -> dict[str, Any]:
     }
 
 
+def version_history(previous: Mapping[str, Any] | None, release: Release,
+                    ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every version any deployment of the stack recorded, per model, with this release's
+    own on top: exported as `versionHistory`, so that a version that was removed and comes
+    back later is still held to the artifact it named. (A version whose artifact changed
+    anyway, where that is only warned about, records the artifact it names now, as its
+    `metadata.json` in the registry does.)"""
+    merged = previous_versions(previous)
+    for name, versions in version_identities(release).items():
+        merged[name] = {**merged.get(name, {}), **versions}
+    return merged
+
+
+def previous_versions(previous: Mapping[str, Any] | None) -> dict[str, dict[str, dict[str, Any]]]:
+    """What the last deployment's outputs say each version named: its history, then its
+    record (`manifest`) on top."""
+    history = (previous or {}).get("versionHistory")
+    merged = recorded_versions({"versions": history}) if isinstance(history, Mapping) else {}
+    record = (previous or {}).get("manifest")
+    for name, versions in (recorded_versions(record) if isinstance(record, Mapping)
+                           else {}).items():
+        merged[name] = {**merged.get(name, {}), **versions}
+    return merged
+
+
 def version_identities(release: Release) -> dict[str, dict[str, dict[str, Any]]]:
     """Per model, the artifact identity of each version the release deploys: the stable
     version's and every candidate's (a candidate's version is as permanent as any other)."""
@@ -61,16 +86,27 @@ def recorded_versions(record: Mapping[str, Any]) -> dict[str, dict[str, dict[str
     for name, before in (deployed.items() if isinstance(deployed, Mapping) else ()):
         if not isinstance(before, Mapping) or before.get("version") is None:
             continue
-        old: dict[str, Any] | None
+        versions = found.setdefault(name, {})
+        serving = before.get("serving")
+        candidates = serving.get("candidates") if isinstance(serving, Mapping) else None
+        for candidate in candidates if isinstance(candidates, list) else ():
+            written = _written_identity(candidate.get("artifact")) \
+                if isinstance(candidate, Mapping) else None
+            if written is not None and candidate.get("version") is not None:
+                versions[str(candidate["version"])] = written
         if isinstance(identities, Mapping) and isinstance(identities.get(name), Mapping):
-            old = dict(identities[name])
-        else:  # a record from before identities were exported: what the manifest said
-            written = before.get("artifact")
-            old = {k: v for k, v in dict(written).items() if k in ("uri", "sha256", "versionId")
-                   } if isinstance(written, Mapping) and "uri" in written else None
-        if old is not None:
-            found[name] = {str(before["version"]): old}
-    return found
+            versions[str(before["version"])] = dict(identities[name])
+        elif (written := _written_identity(before.get("artifact"))) is not None:
+            versions[str(before["version"])] = written  # a record from before identities
+    return {name: versions for name, versions in found.items() if versions}
+
+
+def _written_identity(artifact: Any) -> dict[str, Any] | None:
+    """An S3 artifact's identity as the manifest wrote it; None for an uploaded path, whose
+    content the manifest does not hold."""
+    if not isinstance(artifact, Mapping) or "uri" not in artifact:
+        return None
+    return {k: v for k, v in artifact.items() if k in ("uri", "sha256", "versionId")}
 
 
 def artifact_identity(model: ModelRelease) -> dict[str, Any]:
@@ -93,7 +129,7 @@ def version_conflicts(previous: Mapping[str, Any] | None, release: Release) -> l
     record = (previous or {}).get("manifest")
     if not isinstance(record, Mapping) or not isinstance(record.get("deployed"), Mapping):
         return []
-    recorded = recorded_versions(record)
+    recorded = previous_versions(previous)
     lines = []
     for model in release.models:
         for each in (model, *model.candidates):

@@ -80,6 +80,7 @@ def test_a_record_from_before_candidates_were_recorded_still_guards_the_stable_v
     first = deploy(project.root / "models.yaml")
     outputs = dict(first.outputs)
     outputs["manifest"] = {k: v for k, v in outputs["manifest"].items() if k != "versions"}
+    outputs.pop("versionHistory")
     project.write("models.yaml", manifest(PINNED.replace('"v1"', '"v2"')))
     again = deploy(project.root / "models.yaml", previous=outputs)
     assert warnings(again) == [
@@ -131,6 +132,7 @@ def test_a_record_from_before_artifact_identities_is_compared_by_what_the_manife
     outputs = dict(first.outputs)
     outputs["manifest"] = {k: v for k, v in outputs["manifest"].items()
                            if k not in ("artifacts", "versions")}
+    outputs.pop("versionHistory")
     project.write("models.yaml", manifest(PINNED.replace('"v1"', '"v2"')))
     again = deploy(project.root / "models.yaml", previous=outputs)
     assert warnings(again) == [
@@ -191,3 +193,35 @@ def test_an_old_stable_version_back_as_a_candidate_must_bring_its_artifact(
         "artifact: artifact.uri s3://training/fraud.joblib → s3://training/fraud-1.5.0.joblib; "
         "artifact.versionId v1 → (none). A version names one artifact forever: bump the "
         "version."]
+
+
+def test_a_version_removed_for_a_while_still_names_its_artifact(project: GitRepo) -> None:
+    project.write("models.yaml", with_candidate(CANDIDATE))
+    first = deploy(project.root / "models.yaml", config=GATEWAY)
+    project.write("models.yaml", manifest(PINNED))
+    second = deploy(project.root / "models.yaml", previous=first.outputs, config=GATEWAY)
+    assert warnings(second) == []
+    assert second.outputs["versionHistory"]["fraud"]["1.5.0"] == {
+        "uri": "s3://training/fraud-1.5.0.joblib", "sha256": SHA_A}
+    project.write("models.yaml", with_candidate(CANDIDATE.replace(SHA_A, SHA_B)))
+    third = deploy(project.root / "models.yaml", previous=second.outputs, config=GATEWAY)
+    assert warnings(third) == [
+        "modelfleet: model 'fraud' version 1.5.0 (candidate 'challenger') already names another "
+        f"artifact: artifact.sha256 {SHA_A} → {SHA_B}. A version names one artifact forever: "
+        "bump the version."]
+
+
+def test_a_record_from_before_versions_were_recorded_still_guards_candidates(
+        project: GitRepo) -> None:
+    project.write("models.yaml", with_candidate(CANDIDATE))
+    first = deploy(project.root / "models.yaml", config=GATEWAY)
+    outputs = dict(first.outputs)
+    outputs["manifest"] = {k: v for k, v in outputs["manifest"].items()
+                           if k not in ("artifacts", "versions")}
+    outputs.pop("versionHistory")
+    project.write("models.yaml", with_candidate(CANDIDATE.replace(SHA_A, SHA_B)))
+    again = deploy(project.root / "models.yaml", previous=outputs, config=GATEWAY)
+    assert warnings(again) == [
+        "modelfleet: model 'fraud' version 1.5.0 (candidate 'challenger') already names another "
+        f"artifact: artifact.sha256 {SHA_A} → {SHA_B}. A version names one artifact forever: "
+        "bump the version."]
