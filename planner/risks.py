@@ -11,6 +11,7 @@ exported of each model (`manifest.deployed`, `manifest.builds`):
 | `serving-stops` | warning (danger in prod) | a rollout (or Flagger's promotion) stops every pod |
 | `artifact-mutated` | danger | a version (stable or candidate) names another artifact than before |
 | `image-mutated` | danger | the image (build, prebuilt reference) changes, the version not |
+| `strategy-switch` | warning | a model moves to Flagger or back: Services and route change hands |
 | `iam-widened` | warning | an IAM policy allows an action or resource it did not (or denies less) |
 | `production` | info | a production stack (`modelfleet:requireApproved`) changes |
 | `single-replica` | warning | in production, a changed model runs with a minimum of one replica |
@@ -71,6 +72,7 @@ def assess(plan: Plan, views: list[ModelView]) -> list[Risk]:
         risks += _replacements_and_deletes(view, model)
         risks += _rollouts(view, model, live)
         risks += _mutations(view, model)
+        risks += _strategy_switch(view, model)
         risks += _widened(view, model)
         if live and model and view.changes and view.new is not None:
             risks += _single_replica(view, model)
@@ -165,6 +167,33 @@ def _progressive_rollout(rollout: Rollout, canary: dict[str, Any], model: str | 
             f": its pods stop before their replacements are ready while it still answers "
             f"{kept}% of traffic")))
     return risks
+
+
+def _strategy_switch(view: ModelView, model: str | None) -> list[Risk]:
+    """Pods, Services and the route of a model change hands between Pulumi and Flagger."""
+    before, after = _strategy(view.old), _strategy(view.new)
+    if model is None or before is None or after is None or before == after:
+        return []
+    if after == "progressive":
+        return [Risk("warning", model, "strategy-switch", (
+            f"{model} moves to Flagger: Flagger copies Deployment {model} to {model}-primary, "
+            f"scales {model} to zero and makes its own Services and route, while this update "
+            f"deletes Service {model} and HTTPRoute {model}; until Flagger has initialized "
+            "the Canary, requests through them may fail"))]
+    return [Risk("warning", model, "strategy-switch", (
+        f"{model} leaves Flagger: this update deletes the Canary, and Flagger "
+        f"(revertOnDeletion) scales Deployment {model} back up to the primary's replicas and "
+        f"points its Service back at it before {model}-primary goes; this update also "
+        f"creates Service {model} and HTTPRoute {model}, which stop on AlreadyExists while "
+        "Flagger's objects of those names remain: then run it again once they are gone"))]
+
+
+def _strategy(model: dict[str, Any] | None) -> str | None:
+    """`rolling` or `progressive` for an online model as written; None for a batch-only one."""
+    if model is None or not isinstance(model.get("serving"), dict):
+        return None
+    rollout = model["serving"].get("rollout") or {}
+    return str(rollout.get("strategy") or "rolling")
 
 
 def _mutations(view: ModelView, model: str | None) -> list[Risk]:

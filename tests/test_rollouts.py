@@ -142,6 +142,7 @@ def test_a_progressive_rollout_is_a_flagger_canary_gated_on_the_servers_metrics(
         "app.kubernetes.io/instance": "fraud", "app.kubernetes.io/component": "server"}, \
         "Flagger renames the primary's name label: the budget selects by instance"
     canary = simulation.find(CANARY, "fraud").inputs["spec"]
+    assert canary["revertOnDeletion"] is True, "turning back to rolling must not leave 0 pods"
     assert canary["provider"] == "gatewayapi:v1"
     assert canary["targetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                    "name": "fraud"}
@@ -329,3 +330,30 @@ def test_a_progressive_gpu_models_bump_needs_spare_gpus_for_flaggers_canary(
     tagger = {r["kind"]: r for r in planned["risks"] if r["model"] == "image-tagger"}
     assert {kind: risk["message"] for kind, risk in tagger.items()} == expected
     assert tagger["gpu-surge"]["level"] == "warning"
+
+
+@pytest.mark.parametrize(("base", "head", "starts"), [
+    ("", "      rollout: {strategy: progressive}\n", "image-tagger moves to Flagger: "),
+    ("      rollout: {strategy: progressive}\n", "", "image-tagger leaves Flagger: "),
+], ids=["to Flagger", "back from Flagger"])
+def test_a_switch_between_rolling_and_flagger_is_flagged(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], base: str, head: str,
+        starts: str) -> None:
+    from tests.shipped import copy_project, inside
+
+    project = copy_project(tmp_path / "project")
+    models = project.root / "models.yaml"
+    text = models.read_text()
+    start = text.index("      candidates:              # a shadow")
+    end = text.index("          mirror: 100\n", start) + len("          mirror: 100\n")
+    models.write_text(text[:start] + base + text[end:])
+    stack = project.root / "stacks/Pulumi.dev.yaml"
+    stack.write_text(stack.read_text() + "  modelfleet:flagger: true\n")
+    project.commit("before the switch")
+    models.write_text(text[:start] + head + text[end:])
+    with inside(project.root):
+        assert main(["plan", "--stack", "dev", "--base", "HEAD", "--format", "json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    switches = [r for r in planned["risks"] if r["kind"] == "strategy-switch"]
+    assert [(r["level"], r["model"]) for r in switches] == [("warning", "image-tagger")]
+    assert switches[0]["message"].startswith(starts)
