@@ -66,9 +66,18 @@ def previous_versions(previous: Mapping[str, Any] | None) -> dict[str, dict[str,
 def version_identities(release: Release) -> dict[str, dict[str, dict[str, Any]]]:
     """Per model, the artifact identity of each version the release deploys: the stable
     version's and every candidate's (a candidate's version is as permanent as any other)."""
-    return {model.spec.name: {each.spec.version: artifact_identity(each)
+    return {model.spec.name: {each.spec.version: version_identity(each)
                               for each in (model, *model.candidates)}
             for model in release.models}
+
+
+def version_identity(release: ModelRelease) -> dict[str, Any]:
+    """A version's artifact identity, and the digest of what its image is built from (its
+    tag is the version, and tags are immutable) when it is built here."""
+    identity = artifact_identity(release)
+    if release.build_digest:
+        identity["build"] = release.build_digest
+    return identity
 
 
 def recorded_versions(record: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -182,7 +191,7 @@ def change_report(previous: Mapping[str, Any] | None, release: Release) -> list[
     lines[0] = f"{PREFIX}changes since the last deployment ({head})"
     lines += [f"{PREFIX}note: the last deployment's record of '{name}' could not be read; "
               "it is shown as added" for name in unreadable]
-    lines += immutable_tag_warnings(record, release)
+    lines += immutable_tag_warnings(previous, release)
     lines += changed_run_warnings(before, release)
     return lines
 
@@ -206,22 +215,33 @@ def changed_run_warnings(before: list[ModelSpec], release: Release) -> list[str]
     return warnings
 
 
-def immutable_tag_warnings(record: Mapping[str, Any], release: Release) -> list[str]:
-    """A rebuild under an unchanged version would be refused: image tags are immutable."""
-    builds = record.get("builds")
-    deployed = record["deployed"]
+def immutable_tag_warnings(previous: Mapping[str, Any] | None, release: Release) -> list[str]:
+    """A rebuild under a version built before would be refused: image tags are immutable.
+
+    Checked for the stable version and every candidate (each image is tagged with its
+    own version), against every version the stack recorded.
+    """
+    recorded = previous_versions(previous)
+    record = (previous or {}).get("manifest")
+    record = record if isinstance(record, Mapping) else {}
+    builds = record["builds"] if isinstance(record.get("builds"), Mapping) else {}
+    deployed = record["deployed"] if isinstance(record.get("deployed"), Mapping) else {}
     warnings = []
     for model in release.models:
         name = model.spec.name
-        built = builds.get(name) if isinstance(builds, Mapping) else None
-        before = deployed.get(name)
-        version = before.get("version") if isinstance(before, Mapping) else None
-        if model.build_digest and built not in (None, model.build_digest) \
-                and version == model.spec.version:
-            warnings.append(
-                f"{PREFIX}warning: model '{name}': its image build context changed but its "
-                f"version {model.spec.version} did not; image tags are immutable, so the "
-                "push would be refused. Bump the version.")
+        for each in (model, *model.candidates):
+            version = each.spec.version
+            built = recorded.get(name, {}).get(version, {}).get("build")
+            before = deployed.get(name)
+            if built is None and each is model and isinstance(before, Mapping) \
+                    and before.get("version") == version:
+                built = builds.get(name)  # a record from before builds were kept per version
+            if each.build_digest and built not in (None, each.build_digest):
+                which = f" (candidate '{each.candidate}')" if each.candidate else ""
+                warnings.append(
+                    f"{PREFIX}warning: model '{name}'{which}: its image build context changed "
+                    f"but its version {version} did not; image tags are immutable, so the "
+                    "push would be refused. Bump the version.")
     return warnings
 
 

@@ -10,7 +10,7 @@ exported of each model (`manifest.deployed`, `manifest.builds`):
 | `gpu-surge` | warning | GPU pods surge, or run beside Flagger's primary: spare GPUs needed |
 | `serving-stops` | warning (danger in prod) | a rollout (or Flagger's promotion) stops every pod |
 | `artifact-mutated` | danger | a version (stable or candidate) names another artifact than before |
-| `image-mutated` | danger | the image (build, prebuilt reference) changes, the version not |
+| `image-mutated` | danger | a version's image (build, prebuilt reference) changes |
 | `strategy-switch` | warning | a model moves to Flagger or back: Services and route change hands |
 | `iam-widened` | warning | an IAM policy allows an action or resource it did not (or denies less) |
 | `production` | info | a production stack (`modelfleet:requireApproved`) changes |
@@ -244,6 +244,11 @@ def _version_reuses(view: ModelView, model: str) -> list[Risk]:
                 f"{_deployed_as(view.new, version)} version {version} was deployed before with "
                 f"another artifact ({'; '.join(changes)}): a version must name one artifact "
                 "forever; bump the version")))
+        if old.get("build") and identity.get("build") and old["build"] != identity["build"]:
+            risks.append(Risk("danger", model, "image-mutated", (
+                f"{_deployed_as(view.new, version)} version {version} was built before from "
+                "another build context or build arguments: its image would be rebuilt under "
+                "the same tag, which the immutable repository refuses; bump the version")))
     return risks
 
 

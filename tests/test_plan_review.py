@@ -210,11 +210,16 @@ def test_a_changed_build_context_under_the_same_version_rebuilds_and_is_a_danger
     planned = document(project, capsys)
     # Only the GPU model builds from torch.Dockerfile (the context ignores Dockerfiles).
     # The tagger and its shadow candidate build from it, and both roll without a surge pod.
+    # The candidate's image is tagged with its own version: rebuilt under it, refused too.
     assert kinds(planned) == [("danger", "image-tagger", "image-mutated"),
+                              ("danger", "image-tagger", "image-mutated"),
                               ("warning", "image-tagger", "serving-stops"),
                               ("warning", "image-tagger", "serving-stops")]
+    assert any(r["message"].startswith("candidate 'shadow' version 1.1.0-rc.1 was built before "
+                                       "from another build context")
+               for r in planned["risks"][:2]), planned["risks"][:2]
     assert sorted(r["message"].split("(Deployment ")[1].split(")")[0]
-                  for r in planned["risks"][1:]) == ["image-tagger", "image-tagger-shadow"]
+                  for r in planned["risks"][2:]) == ["image-tagger", "image-tagger-shadow"]
     # The digest is new although no input of the Deployment changed in text: it rolls.
     (deployment,) = [c for c in planned["changes"] if c["name"] == "image-tagger"
                      and c["type"] == "kubernetes:apps/v1:Deployment"]

@@ -221,11 +221,13 @@ def test_a_rebuild_under_the_same_version_is_flagged(project: GitRepo,
     finally:
         dockerfile.write_text(original)
     warnings = [line for line in rebuilt.messages("info") if "warning:" in line]
+    # The fraud detector's candidate builds the same context, tagged with its own version.
     assert sorted(warnings) == [
-        f"modelfleet: warning: model '{name}': its image build context changed but its version "
+        f"modelfleet: warning: model {name}: its image build context changed but its version "
         f"{version} did not; image tags are immutable, so the push would be refused. "
-        "Bump the version." for name, version in (("churn-scorer", "2.1.0"),
-                                                  ("fraud-detector", "1.4.2"))]
+        "Bump the version." for name, version in (
+            ("'churn-scorer'", "2.1.0"), ("'fraud-detector' (candidate 'challenger')", "1.5.0"),
+            ("'fraud-detector'", "1.4.2"))]
 
 
 def test_a_secret_kubeconfig_is_used_as_a_kubeconfig_and_never_read(project: GitRepo) -> None:
