@@ -54,6 +54,8 @@ class ModelArtifact(pulumi.ComponentResource):
     uri: pulumi.Output[str]
     """Where the model server loads the artifact from (MODEL_URI)."""
     metadata_key: pulumi.Output[str]
+    record: aws.s3.BucketObjectv2
+    """The version's `metadata.json`, which the registry's index must not name before it exists."""
 
     def __init__(self, name: str, args: ModelArtifactArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -77,9 +79,9 @@ class ModelArtifact(pulumi.ComponentResource):
             lambda resolved: json.dumps(
                 metadata_record(args, resolved[0], resolved[1]).document(),
                 indent=2, sort_keys=True))
-        aws.s3.BucketObjectv2(f"{name}-metadata", bucket=args.bucket_name, key=key,
-                              content=record, content_type="application/json", tags=tags,
-                              opts=kept)
+        self.record = aws.s3.BucketObjectv2(
+            f"{name}-metadata", bucket=args.bucket_name, key=key, content=record,
+            content_type="application/json", tags=tags, opts=kept)
         self.metadata_key = pulumi.Output.from_input(key)
         self.register_outputs({"uri": self.uri, "metadata_key": self.metadata_key})
 

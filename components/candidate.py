@@ -41,6 +41,8 @@ class ModelCandidate(pulumi.ComponentResource):
 
     image_reference: pulumi.Output[str]
     endpoint: pulumi.Output[str]
+    record: pulumi.Resource
+    """Its version's `metadata.json`."""
 
     def __init__(self, name: str, args: ModelCandidateArgs, image: ModelImage,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -61,5 +63,6 @@ class ModelCandidate(pulumi.ComponentResource):
             image=self.image_reference, artifact_uri=artifact.uri, registry=args.registry),
             child)
         self.endpoint = service.endpoint
+        self.record = artifact.record
         self.register_outputs({"image_reference": self.image_reference,
                                "endpoint": self.endpoint})

@@ -47,7 +47,8 @@ class ModelFleet(pulumi.ComponentResource):
             for model in args.models}
         RegistryIndex("registry-index", RegistryIndexArgs(
             scope=args.scope, bucket_name=self.registry.bucket_name,
-            entries=index_entries(args.models, self.models)), child)
+            entries=index_entries(args.models, self.models),
+            records=tuple(r for m in self.models.values() for r in m.records)), child)
         self.register_outputs({"bucket": self.registry.bucket_name})
 
 

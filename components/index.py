@@ -39,6 +39,9 @@ class RegistryIndexArgs:
     scope: StackScope
     bucket_name: pulumi.Input[str]
     entries: tuple[IndexEntry, ...]
+    records: tuple[pulumi.Resource, ...] = ()
+    """The `metadata.json` objects the entries name: the index is written after them, so
+    that it never names a record that does not exist yet."""
 
 
 class RegistryIndex(pulumi.ComponentResource):
@@ -57,7 +60,8 @@ class RegistryIndex(pulumi.ComponentResource):
         aws.s3.BucketObjectv2(f"{name}-object", bucket=args.bucket_name, key=INDEX_KEY,
                               content=content, content_type="application/json",
                               tags=args.scope.aws_tags(),
-                              opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
+                              opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True,
+                                                          depends_on=list(args.records)))
         self.key = pulumi.Output.from_input(INDEX_KEY)
         self.register_outputs({"key": self.key})
 

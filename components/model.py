@@ -54,6 +54,8 @@ class DeployedModel(pulumi.ComponentResource):
     metadata_key: pulumi.Output[str]
     endpoint: pulumi.Output[str] | None
     workers: BatchWorkers | None
+    records: list[pulumi.Resource]
+    """The `metadata.json` of its version and of each candidate's."""
 
     def __init__(self, name: str, args: DeployedModelArgs, registry: ModelRegistry,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -69,6 +71,7 @@ class DeployedModel(pulumi.ComponentResource):
             files=args.artifact_files, single_file=args.single_file_artifact,
             manifest_file=args.manifest_file), child)
         access = RegistryAccess(bucket_name=registry.bucket_name, key_arn=registry.key_arn)
+        self.records = [artifact.record]
         self.endpoint = None
         if args.spec.serving is not None:
             service = ModelService(name, ModelServiceArgs(
@@ -76,13 +79,13 @@ class DeployedModel(pulumi.ComponentResource):
                 image=image.reference, artifact_uri=artifact.uri, registry=access), child)
             self.endpoint = service.endpoint
             for candidate in args.candidates:
-                ModelCandidate(f"{name}-{candidate.name}", ModelCandidateArgs(
+                self.records.append(ModelCandidate(f"{name}-{candidate.name}", ModelCandidateArgs(
                     spec=candidate.spec, provenance=candidate.provenance,
                     environment=args.environment, cluster=args.cluster,
                     manifest_file=args.manifest_file, registry=access,
                     artifact_files=candidate.artifact_files,
                     single_file_artifact=candidate.single_file_artifact,
-                    build=candidate.build), image, child)
+                    build=candidate.build), image, child).record)
             serving = args.spec.serving
             if args.cluster.gateway and serving.rollout.strategy != "progressive":
                 ModelRoute(name, ModelRouteArgs(

@@ -87,9 +87,9 @@ def canary_spec(name: str, args: ProgressiveRolloutArgs) -> dict[str, Any]:
         "autoscalerRef": autoscaler,
         # Long enough for a slow model to load before Flagger gives up on the new version.
         "progressDeadlineSeconds": serving.startup_seconds + 120,
-        # When the rollout turns back to rolling, Pulumi deletes the Canary: Flagger then
-        # scales the Deployment back up to the primary's replicas and points the Service
-        # back at it, instead of leaving the model on a Deployment scaled to zero.
+        # When the Canary is deleted (the rollout turns back to rolling), Flagger scales the
+        # Deployment back up to the primary's replicas instead of leaving it at zero; the
+        # Services, primary and route Flagger made go with the Canary.
         "revertOnDeletion": True,
         "service": {
             "port": serving.port,

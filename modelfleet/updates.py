@@ -46,9 +46,21 @@ def version_history(previous: Mapping[str, Any] | None, release: Release,
     anyway, where that is only warned about, records the artifact it names now, as its
     `metadata.json` in the registry does.)"""
     merged = previous_versions(previous)
-    for name, versions in version_identities(release).items():
-        merged[name] = {**merged.get(name, {}), **versions}
+    _merge_versions(merged, version_identities(release))
     return merged
+
+
+def _merge_versions(into: dict[str, dict[str, dict[str, Any]]],
+                    newer: Mapping[str, Mapping[str, dict[str, Any]]]) -> None:
+    """Newer identities replace older ones, except that a version built once keeps its
+    build digest when it is later deployed from a prebuilt image: its tag exists, and a
+    rebuild would still be refused."""
+    for name, versions in newer.items():
+        known = into.setdefault(name, {})
+        for version, identity in versions.items():
+            built = known.get(version, {}).get("build")
+            known[version] = {**identity, **({"build": built} if built and "build" not in
+                                              identity else {})}
 
 
 def previous_versions(previous: Mapping[str, Any] | None) -> dict[str, dict[str, dict[str, Any]]]:
@@ -57,9 +69,8 @@ def previous_versions(previous: Mapping[str, Any] | None) -> dict[str, dict[str,
     history = (previous or {}).get("versionHistory")
     merged = recorded_versions({"versions": history}) if isinstance(history, Mapping) else {}
     record = (previous or {}).get("manifest")
-    for name, versions in (recorded_versions(record) if isinstance(record, Mapping)
-                           else {}).items():
-        merged[name] = {**merged.get(name, {}), **versions}
+    if isinstance(record, Mapping):
+        _merge_versions(merged, recorded_versions(record))
     return merged
 
 

@@ -460,8 +460,9 @@ class _VersionOrder:
 def _index_candidates(entry: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """(name, version) of the candidates an `index.json` model entry lists, if any."""
     listed = entry.get("candidates")
-    return tuple((str(c.get("name")), str(c.get("version")))
-                 for c in (listed if isinstance(listed, list) else ()) if isinstance(c, dict))
+    return tuple((str(c.get("name")), str(c["version"]))
+                 for c in (listed if isinstance(listed, list) else ())
+                 if isinstance(c, dict) and c.get("version") is not None)
 
 
 def _version_order(text: str) -> _VersionOrder:

@@ -11,7 +11,7 @@ exported of each model (`manifest.deployed`, `manifest.builds`):
 | `serving-stops` | warning (danger in prod) | a rollout (or Flagger's promotion) stops every pod |
 | `artifact-mutated` | danger | a version (stable or candidate) names another artifact than before |
 | `image-mutated` | danger | a version's image (build, prebuilt reference) changes |
-| `strategy-switch` | warning | a model moves to Flagger or back: Services and route change hands |
+| `strategy-switch` | danger | a model moves to Flagger or back: Services and route change hands |
 | `iam-widened` | warning | an IAM policy allows an action or resource it did not (or denies less) |
 | `production` | info | a production stack (`modelfleet:requireApproved`) changes |
 | `single-replica` | warning | in production, a changed model runs with a minimum of one replica |
@@ -170,22 +170,35 @@ def _progressive_rollout(rollout: Rollout, canary: dict[str, Any], model: str | 
 
 
 def _strategy_switch(view: ModelView, model: str | None) -> list[Risk]:
-    """Pods, Services and the route of a model change hands between Pulumi and Flagger."""
+    """Pods, Services and the route of a model change hands between Pulumi and Flagger.
+
+    Flagger makes `<model>-primary` and its own Services and route only once it has
+    initialized the Canary; the ones it made are owned by the Canary and deleted with it.
+    pulumi-kubernetes (4.29 and later) creates objects client-side, so a create of an
+    object that still exists stops on AlreadyExists, and a failed update runs no deletes.
+    """
     before, after = _strategy(view.old), _strategy(view.new)
     if model is None or before is None or after is None or before == after:
         return []
+    head = next((r for r in view.head if r.type == DEPLOYMENT and r.name == model), None)
+    rollout = rollout_of(head, scalers_of(view.head)) if head is not None else None
+    gpus = ""
+    if rollout is not None and rollout.gpus_per_pod:
+        low, _ = rollout.running_range
+        gpus = (f"; the primary runs beside Deployment {model}'s pods while they hand over, so "
+                f"it needs {plural(rollout.gpus_per_pod * low, 'spare GPU')}")
     if after == "progressive":
-        return [Risk("warning", model, "strategy-switch", (
-            f"{model} moves to Flagger: Flagger copies Deployment {model} to {model}-primary, "
-            f"scales {model} to zero and makes its own Services and route, while this update "
-            f"deletes Service {model} and HTTPRoute {model}; until Flagger has initialized "
-            "the Canary, requests through them may fail"))]
-    return [Risk("warning", model, "strategy-switch", (
-        f"{model} leaves Flagger: this update deletes the Canary, and Flagger "
-        f"(revertOnDeletion) scales Deployment {model} back up to the primary's replicas and "
-        f"points its Service back at it before {model}-primary goes; this update also "
-        f"creates Service {model} and HTTPRoute {model}, which stop on AlreadyExists while "
-        "Flagger's objects of those names remain: then run it again once they are gone"))]
+        return [Risk("danger", model, "strategy-switch", (
+            f"{model} moves to Flagger: this update deletes Service {model} and HTTPRoute "
+            f"{model}, and Flagger makes its own only once {model}-primary is ready, so "
+            f"requests fail for at least the model's startup time{gpus}"))]
+    return [Risk("danger", model, "strategy-switch", (
+        f"{model} leaves Flagger: this update creates Service {model} and HTTPRoute {model} "
+        "before it deletes the Canary, and they still exist (Flagger's), so it stops on "
+        "AlreadyExists and deletes nothing. Remove the Canary first (`pulumi destroy "
+        f"--target` its URN; Flagger scales Deployment {model} back up and deletes "
+        f"{model}-primary, its Services and route), then run this update; requests fail "
+        f"in between{gpus}"))]
 
 
 def _strategy(model: dict[str, Any] | None) -> str | None:

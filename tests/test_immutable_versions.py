@@ -225,3 +225,24 @@ def test_a_record_from_before_versions_were_recorded_still_guards_candidates(
         "modelfleet: model 'fraud' version 1.5.0 (candidate 'challenger') already names another "
         f"artifact: artifact.sha256 {SHA_A} → {SHA_B}. A version names one artifact forever: "
         "bump the version."]
+
+
+def test_a_version_built_once_keeps_its_build_while_deployed_from_a_prebuilt_image(
+        project: GitRepo) -> None:
+    """Its tag exists in the repository: a later rebuild from another context is refused."""
+    project.write("images/Dockerfile", "FROM python:3.11-slim\n")
+    built = manifest(PINNED).replace(f'image: {{ref: "{REF}"}}', "image: {build: {context: "
+                                     "images}}", 1)
+    project.write("models.yaml", built)
+    first = deploy(project.root / "models.yaml")
+    project.write("models.yaml", manifest(PINNED))
+    second = deploy(project.root / "models.yaml", previous=first.outputs)
+    assert second.outputs["versionHistory"]["fraud"]["1.4.2"]["build"] == \
+        first.outputs["manifest"]["builds"]["fraud"]
+    project.write("images/Dockerfile", "FROM python:3.11-slim\nRUN true\n")
+    project.write("models.yaml", built)
+    third = deploy(project.root / "models.yaml", previous=second.outputs)
+    assert [line for line in third.messages("info") if "warning:" in line] == [
+        "modelfleet: warning: model 'fraud': its image build context changed but its version "
+        "1.4.2 did not; image tags are immutable, so the push would be refused. Bump the "
+        "version."]

@@ -265,6 +265,10 @@ def test_index_lists_every_model_with_its_version_and_metadata(project: GitRepo,
         ("ranker", "0.3.0", "models/ranker/0.3.0/metadata.json")]
     assert {m["commit"] for m in index["models"]} == {project.repo.head.commit.hexsha}
     assert index["models"][2]["image"] == REF
+    records = {r.urn for r in dev.of_type(OBJECT) if r.name.endswith("-metadata")}
+    assert len(records) == 3
+    assert records <= set(dev.find(OBJECT, "registry-index-object").dependencies), \
+        "the index is written after the records it names"
 
 
 def test_every_taggable_aws_resource_carries_provenance(project: GitRepo,

@@ -355,5 +355,6 @@ def test_a_switch_between_rolling_and_flagger_is_flagged(
         assert main(["plan", "--stack", "dev", "--base", "HEAD", "--format", "json"]) == 0
     planned = json.loads(capsys.readouterr().out)
     switches = [r for r in planned["risks"] if r["kind"] == "strategy-switch"]
-    assert [(r["level"], r["model"]) for r in switches] == [("warning", "image-tagger")]
+    assert [(r["level"], r["model"]) for r in switches] == [("danger", "image-tagger")]
     assert switches[0]["message"].startswith(starts)
+    assert switches[0]["message"].endswith("while they hand over, so it needs 1 spare GPU")
