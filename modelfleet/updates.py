@@ -7,6 +7,7 @@ diff as log lines, which `pulumi preview` and `pulumi up` print.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,7 +48,23 @@ def version_history(previous: Mapping[str, Any] | None, release: Release,
     `metadata.json` in the registry does.)"""
     merged = previous_versions(previous)
     _merge_versions(merged, version_identities(release))
-    return merged
+    return {name: {version: _compact(identity) for version, identity in versions.items()}
+            for name, versions in merged.items()}
+
+
+def _compact(identity: dict[str, Any]) -> dict[str, Any]:
+    """An identity as the history keeps it: an uploaded path's files as one digest, so the
+    history grows by a few strings per version, whatever the number of files."""
+    if "files" not in identity:
+        return identity
+    rest = {key: value for key, value in identity.items() if key != "files"}
+    return {**rest, "filesDigest": files_digest(identity["files"])}
+
+
+def files_digest(files: Mapping[str, Any]) -> str:
+    """sha256 over an uploaded artifact's files: each key and its sha256, in key order."""
+    lines = "".join(f"{key}\0{files[key]}\n" for key in sorted(files))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def _merge_versions(into: dict[str, dict[str, dict[str, Any]]],
@@ -171,15 +188,29 @@ def artifact_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
         if old.get(key) != new.get(key):
             changes.append(f"artifact.{key} {old.get(key) or '(none)'} → "
                            f"{new.get(key) or '(none)'}")
-    if ("files" in old) != ("files" in new):
+    if _uploaded(old) != _uploaded(new):
         changes.append("the artifact moved between an uploaded path and an S3 URI")
-    elif "files" in old:
+    elif "files" in old and "files" in new:
         before, after = dict(old["files"]), dict(new["files"])
         changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         if changed:
             changes.append("uploaded files changed: " + ", ".join(
                 f"{k} ({_digest(before.get(k))} → {_digest(after.get(k))})" for k in changed))
+    elif _uploaded(old) and _files_digest_of(old) != _files_digest_of(new):
+        changes.append("uploaded files changed (files digest "
+                       f"{_digest(_files_digest_of(old))} → {_digest(_files_digest_of(new))})")
     return changes
+
+
+def _uploaded(identity: Mapping[str, Any]) -> bool:
+    return "files" in identity or "filesDigest" in identity
+
+
+def _files_digest_of(identity: Mapping[str, Any]) -> str | None:
+    if "files" in identity:
+        return files_digest(identity["files"])
+    digest = identity.get("filesDigest")
+    return str(digest) if digest else None
 
 
 def _digest(sha256: Any) -> str:

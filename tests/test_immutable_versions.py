@@ -246,3 +246,18 @@ def test_a_version_built_once_keeps_its_build_while_deployed_from_a_prebuilt_ima
         "modelfleet: warning: model 'fraud': its image build context changed but its version "
         "1.4.2 did not; image tags are immutable, so the push would be refused. Bump the "
         "version."]
+
+
+def test_the_history_keeps_an_uploaded_artifact_as_one_digest_and_still_guards_it(
+        project: GitRepo) -> None:
+    first = deploy(project.root / "models.yaml")
+    project.write("models.yaml", manifest(PINNED, churn_version="2.2.0"))
+    second = deploy(project.root / "models.yaml", previous=first.outputs)
+    kept = second.outputs["versionHistory"]["churn"]["2.1.0"]
+    assert set(kept) == {"filesDigest"}, "one digest per version, whatever the files"
+    project.write("artifacts/churn/model.joblib", "churn weights, retrained")
+    project.write("models.yaml", manifest(PINNED))
+    third = deploy(project.root / "models.yaml", previous=second.outputs)
+    (line,) = warnings(third)
+    assert line.startswith("modelfleet: model 'churn' version 2.1.0 already names another "
+                           "artifact: uploaded files changed (files digest sha256 ")
