@@ -19,7 +19,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster import ClusterSettings
 from components.metrics import LATENCY_P99_MS, SUCCESS_RATE
-from components.provenance import Provenance
+from components.provenance import Provenance, custom_metadata
 from modelfleet.schema import Serving
 
 FLAGGER_API = "flagger.app/v1beta1"
@@ -59,9 +59,7 @@ class ProgressiveRollout(pulumi.ComponentResource):
 
 
 def metadata(name: str, args: ProgressiveRolloutArgs) -> dict[str, Any]:
-    return {"name": name, "namespace": args.cluster.object_namespace,
-            "labels": args.provenance.labels(COMPONENT),
-            "annotations": args.provenance.annotations()}
+    return custom_metadata(name, args.cluster.object_namespace, args.provenance, COMPONENT)
 
 
 def metric_template(name: str, query: str, args: ProgressiveRolloutArgs,

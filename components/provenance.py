@@ -7,6 +7,9 @@ Tags (AWS) and labels (Kubernetes) come from one place so that a search by
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
+
+import pulumi
 
 from modelfleet.semver import label_safe
 
@@ -92,3 +95,11 @@ class Provenance:
     def annotations(self) -> dict[str, str]:
         return {f"{LABEL_PREFIX}/manifest-commit": self.commit,
                 f"{LABEL_PREFIX}/version": self.version}
+
+
+def custom_metadata(name: str, namespace: pulumi.Input[str], provenance: Provenance,
+                    component: str) -> dict[str, Any]:
+    """`metadata` of a custom resource (HTTPRoute, Canary, MetricTemplate), which takes a
+    plain mapping: name, namespace, the model's labels and its provenance annotations."""
+    return {"name": name, "namespace": namespace, "labels": provenance.labels(component),
+            "annotations": provenance.annotations()}

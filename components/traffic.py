@@ -17,7 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster import ClusterSettings
-from components.provenance import Provenance
+from components.provenance import Provenance, custom_metadata
 from modelfleet.schema import Candidate
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
@@ -42,9 +42,8 @@ class ModelRoute(pulumi.ComponentResource):
         super().__init__("modelfleet:serving:ModelRoute", name, None, opts)
         k8s.apiextensions.CustomResource(
             name, api_version=GATEWAY_API, kind="HTTPRoute",
-            metadata={"name": name, "namespace": args.cluster.object_namespace,
-                      "labels": args.provenance.labels("route"),
-                      "annotations": args.provenance.annotations()},
+            metadata=custom_metadata(name, args.cluster.object_namespace, args.provenance,
+                                     "route"),
             spec=route_spec(args), opts=pulumi.ResourceOptions(parent=self))
         self.path = pulumi.Output.from_input(model_path(args.provenance.model))
         self.register_outputs({"path": self.path})
