@@ -47,6 +47,9 @@ REPLACED_ON: dict[str, tuple[str, ...]] = {
     "aws:kms/alias:Alias": ("name",),
 }
 BUCKET_SETTINGS = ("bucket", "expectedBucketOwner")
+KEPT_BY_THE_PROVIDER = frozenset({"docker:index/image:Image"})
+"""Types whose delete leaves the cloud object in place: pulumi-docker's Image "does not
+delete tags, locally or remotely, when destroyed" (its own documentation)."""
 
 
 RENEWED_ON_UPDATE: dict[str, tuple[str, ...]] = {
@@ -152,7 +155,8 @@ def resource_changes(base: Iterable[Registration],
             changes[key] = ResourceChange("create", key[0], key[1], new.urn)
         elif new is None and old is not None:
             changes[key] = ResourceChange("delete", key[0], key[1], old.urn,
-                                          retained=old.retain_on_delete)
+                                          retained=old.retain_on_delete
+                                          or key[0] in KEPT_BY_THE_PROVIDER)
         elif old is not None and new is not None:
             paths = tuple(PathChange(path, old_inputs[key].get(path), new_inputs[key].get(path))
                           for path in sorted(old_inputs[key].keys() | new_inputs[key].keys())

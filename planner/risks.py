@@ -6,7 +6,7 @@ exported of each model (`manifest.deployed`, `manifest.builds`):
 | kind | level | when |
 | --- | --- | --- |
 | `replacement` | danger | a Deployment, Service, queue, repository, bucket or role is replaced |
-| `deletion` | danger | a resource that is not retained on delete is deleted |
+| `deletion` | danger (a handed-over autoscaler: warning) | a resource not retained is deleted |
 | `gpu-surge` | warning | GPU pods surge, or run beside Flagger's primary: spare GPUs needed |
 | `serving-stops` | warning (danger in prod) | a rollout (or Flagger's promotion) stops every pod |
 | `artifact-mutated` | danger | a version (stable or candidate) names another artifact than before |
@@ -25,6 +25,8 @@ from typing import Any
 from modelfleet.updates import artifact_changes
 from planner.describe import artifact_files, short_type
 from planner.plan import Plan
+from planner.recorder import Registration
+from planner.render import plain
 from planner.review import ModelView, document_changes, production
 from planner.rollout import DEPLOYMENT, Rollout, canary_targeting, plural, rollout_of, scalers_of
 
@@ -90,13 +92,37 @@ def _replacements_and_deletes(view: ModelView, model: str | None) -> list[Risk]:
     risks = [Risk("danger", model, "replacement", (
         f"replaces {short_type(c.type)} {c.name} (forced by {', '.join(c.replaced_by)}): "
         f"{GUARDED[c.type]}")) for c in view.changes if c.op == "replace" and c.type in GUARDED]
+    handed_over = _autoscaler_handovers(view)
     deleted = [f"{short_type(c.type)} {c.name}" for c in view.changes
-               if c.op == "delete" and not c.retained]
+               if c.op == "delete" and not c.retained and (c.type, c.name) not in handed_over]
     if deleted:
         risks.append(Risk("danger", model, "deletion", (
             f"deletes {plural(len(deleted), 'resource')} the cloud does not keep (not retained "
             f"on delete): {', '.join(deleted)}")))
+    for (type_, name), successor in sorted(handed_over.items()):
+        risks.append(Risk("warning", model, "deletion", (
+            f"deletes {short_type(type_)} {name}: {successor}, created in this update, takes "
+            "over scaling the same Deployment (a change of scaling metric)")))
     return risks
+
+
+def _autoscaler_handovers(view: ModelView) -> dict[tuple[str, str], str]:
+    """Deleted autoscalers whose Deployment an autoscaler created in this update now scales:
+    `(type, name)` to `ScaledObject x` (or `HorizontalPodAutoscaler x`)."""
+    created = {(c.type, c.name) for c in view.changes if c.op == "create"}
+    successors = {_scale_target(r): f"{short_type(r.type)} {r.name}"
+                  for r in scalers_of(view.head) if r.key in created}
+    handovers = {}
+    for change in view.changes:
+        old = view.before(change.type, change.name) if change.op == "delete" else None
+        if old is not None and old in scalers_of([old]) and _scale_target(old) in successors:
+            handovers[(change.type, change.name)] = successors[_scale_target(old)]
+    return handovers
+
+
+def _scale_target(scaler: Registration) -> str | None:
+    target = (plain(scaler.inputs).get("spec") or {}).get("scaleTargetRef") or {}
+    return str(target.get("name")) if target.get("name") else None
 
 
 def _rollouts(view: ModelView, model: str | None, live: bool) -> list[Risk]:

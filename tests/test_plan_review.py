@@ -345,3 +345,30 @@ def test_fail_on_takes_a_level(project: GitRepo, capsys: pytest.CaptureFixture[s
         plan(project, capsys, "--stack", "dev", "--fail-on", "severe")
     assert usage.value.code == 2
     assert "invalid choice: 'severe'" in capsys.readouterr().err
+
+
+def test_a_change_of_scaling_metric_hands_the_autoscaler_over_without_a_danger(
+        project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    edit(project, "models.yaml", 'resources: {cpu: "1", memory: 2Gi}\n      env',
+         'resources: {cpu: "1", memory: 2Gi}\n      scaleMetric: rps\n      scaleTarget: 50\n'
+         "      env", "fraud-detector: scale on requests per second")
+    planned = document(project, capsys)
+    deletions = [r for r in planned["risks"] if r["kind"] == "deletion"]
+    # The candidate takes the model's serving settings: its autoscaler is handed over too.
+    assert [(r["level"], r["model"]) for r in deletions] == [("warning", "fraud-detector")] * 2
+    assert sorted(r["message"] for r in deletions) == sorted(
+        f"deletes HorizontalPodAutoscaler {name}: ScaledObject {name}, created in this update, "
+        "takes over scaling the same Deployment (a change of scaling metric)"
+        for name in ("fraud-detector", "fraud-detector-challenger"))
+
+
+def test_a_removed_candidates_image_is_not_counted_as_lost(
+        project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (project.root / "models.yaml").read_text()
+    start = text.index("      candidates:              # a canary")
+    end = text.index("    environments:", start)
+    edit(project, "models.yaml", text[start:end], "", "fraud-detector: the challenger is gone")
+    planned = document(project, capsys)
+    (deletion,) = [r for r in planned["risks"] if r["kind"] == "deletion"]
+    assert "Deployment fraud-detector-challenger" in deletion["message"]
+    assert "Image " not in deletion["message"], "pulumi-docker never deletes a pushed tag"
