@@ -7,6 +7,7 @@ Bad input is reported as `ManifestError` (every located problem) or `SourceError
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -21,7 +22,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command: Command = args.command
     try:
-        return command(args)
+        status = command(args)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as shell tools do, and keep Python
+        # from reporting the failed flush of stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
     except ManifestError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
@@ -31,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+BROKEN_PIPE = 141
+"""The status a shell gives a command its reader stopped (128 + SIGPIPE)."""
 
 
 class _CommandParser(argparse.ArgumentParser):

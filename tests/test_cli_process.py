@@ -34,3 +34,19 @@ def test_usage_errors_exit_2() -> None:
     result = run("diff", "--format", "yaml")
     assert result.returncode == 2
     assert "invalid choice: 'yaml'" in result.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    """`python -m modelfleet schema | head -1`: the reader closes the pipe before the end."""
+    process = subprocess.Popen([sys.executable, "-m", "modelfleet", "schema"], cwd=PROJECT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"})
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    try:
+        stderr = process.stderr.read().decode()
+        returncode = process.wait(timeout=60)
+    finally:
+        process.kill()
+    assert stderr == ""
+    assert returncode == 141
