@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
         errors = failure.simulation.messages("error")
         for line in errors or [str(failure.error)]:
             print(line, file=sys.stderr)
-        print(f"{len(errors) or 1} problem(s); nothing was planned", file=sys.stderr)
+        count = len(errors) or 1
+        print(f"{count} problem{'s' if count != 1 else ''}; nothing was planned",
+              file=sys.stderr)
         return 1
     if progress:
         sys.stderr.write("\r\033[K")

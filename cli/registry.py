@@ -222,7 +222,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
     if report.problems:
         if args.format == "text":
-            print(f"{len(report.problems)} problem(s) in s3://{client.bucket}", file=sys.stderr)
+            count = len(report.problems)
+            print(f"{count} problem{'s' if count != 1 else ''} in s3://{client.bucket}",
+                  file=sys.stderr)
         return 1
     if args.format == "text":
         print(f"s3://{client.bucket}: {len(report.checked)} model version(s) verified")

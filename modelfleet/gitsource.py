@@ -37,7 +37,10 @@ class UnknownRefError(SourceError):
     """No commit of the repository answers to the ref: a tag not fetched, or a typo."""
 
     def __init__(self, ref: str, repository: str) -> None:
-        super().__init__(f"unknown git ref '{ref}' in {repository}")
+        super().__init__(f"unknown git ref '{ref}' in {repository}; if it is a tag, this clone "
+                         "does not have it yet (`git fetch --tags`; a clone of a branch brings "
+                         "no tags), otherwise the ref is misspelled (`git tag`, `git log "
+                         "--oneline` list what exists)")
         self.ref = ref
 
 

@@ -86,7 +86,7 @@ def load_release(settings: StackSettings, project_root: Path,
 
 
 def unknown_pin(settings: StackSettings, project_root: Path, error: UnknownRefError) -> str:
-    """Where the stack pins an unknown ref, and the two ways out."""
+    """Where the stack pins an unknown ref; the error says the two ways out."""
     key = f"{NAMESPACE}:manifestRef"
     where = settings.config_file or "the stack's configuration"
     config = project_root / settings.config_file if settings.config_file else None
@@ -94,9 +94,7 @@ def unknown_pin(settings: StackSettings, project_root: Path, error: UnknownRefEr
         lines = config.read_text(encoding="utf-8").splitlines()
         line = next((n for n, text in enumerate(lines, 1) if text.strip().startswith(key)), None)
         where += f":{line}" if line else ""
-    return (f"{where}: {key}: {error}; if it is a tag, this clone does not have it yet "
-            "(`git fetch --tags`; a clone of a branch brings no tags), otherwise the ref is "
-            "misspelled (`git tag`, `git log --oneline` list what exists)")
+    return f"{where}: {key}: {error}"
 
 
 def stack_problems(item: ResolvedModel, resolution: Resolution,

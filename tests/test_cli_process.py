@@ -41,7 +41,8 @@ def test_a_reader_that_stops_early_gets_no_traceback() -> None:
     process = subprocess.Popen([sys.executable, "-m", "modelfleet", "schema"], cwd=PROJECT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"})
-    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
     process.stdout.close()
     try:
         stderr = process.stderr.read().decode()

@@ -52,4 +52,4 @@ def test_an_unknown_pinned_ref_names_the_stack_file_the_key_and_the_fix(
                               "unknown git ref 'v2099.1.1'")
     assert "`git fetch --tags`" in message
     assert "misspelled" in message
-    assert summary == "1 problem(s); nothing was planned"
+    assert summary == "1 problem; nothing was planned"

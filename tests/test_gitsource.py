@@ -116,4 +116,5 @@ def test_cli_reports_source_errors_without_traceback(repo: GitRepo, history: dic
     err = capsys.readouterr().err
     assert code == 1
     assert err.startswith("error: unknown git ref 'v7'")
+    assert "(`git fetch --tags`; a clone of a branch brings no tags)" in err
     assert "Traceback" not in err

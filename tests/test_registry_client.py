@@ -230,7 +230,7 @@ def test_a_sha256_mismatch_fails_pull_and_verify_and_leaves_no_file(
         assert err.splitlines()[0].startswith(
             f"error: churn@2.2.0: sha256 mismatch for s3://{world.bucket}/models/churn/2.2.0/"
             "artifact/model.joblib")
-        assert err.splitlines()[-1] == f"1 problem(s) in s3://{world.bucket}"
+        assert err.splitlines()[-1] == f"1 problem in s3://{world.bucket}"
     finally:
         s3().put_object(Bucket=world.bucket, Key=key, Body=original)
         s3().put_object(Bucket=world.bucket, Key=layout.artifact_prefix("churn", "2.2.0")
