@@ -100,8 +100,9 @@ def stack_bucket(stack: str | None) -> str:
     """`registry.bucket` from `pulumi stack output --json` (of `stack`, or the selected one)."""
     hint = "give --bucket BUCKET"
     if shutil.which("pulumi") is None:
-        raise RegistryError(f"the Pulumi CLI is not installed, so the stack's bucket cannot be "
-                            f"read; {hint}")
+        which = f"stack '{stack}'" if stack else "the selected stack"
+        raise RegistryError(f"without --bucket, the bucket is read from the outputs of {which} "
+                            f"by the Pulumi CLI, which is not installed; {hint}")
     command = ["pulumi", "stack", "output", "--json"] + (["--stack", stack] if stack else [])
     try:
         done = subprocess.run(command, capture_output=True, text=True, check=False,

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -225,8 +226,19 @@ class RegistryClient:
         or mismatched file. Raises RegistryError on a mismatch.
         """
         record = self.show(name, version)
-        source = S3Location.parse(record.artifact_uri)
+        created = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._pull_into(record, folder, progress)
+        except BaseException:
+            if created and not any(path.is_file() for path in folder.rglob("*")):
+                shutil.rmtree(folder)  # a failed pull leaves no empty folder it made
+            raise
+
+    def _pull_into(self, record: VersionRecord, folder: Path,
+                   progress: Progress | None) -> list[PulledFile]:
+        name, version = record.name, record.version
+        source = S3Location.parse(record.artifact_uri)
         if not source.is_prefix:
             expected = record.artifact_sha256 or record.file_digests.get(
                 PurePosixPath(source.key).name)

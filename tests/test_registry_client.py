@@ -308,15 +308,15 @@ def test_verify_and_pull_find_a_missing_object(world: World, tmp_path: Path,
     s3().delete_object(Bucket=world.bucket, Key=key)
     try:
         code, _, err = run(capsys, "registry", "verify", "--bucket", world.bucket)
-        pulled = run(capsys, "registry", "pull", "churn@2.2.0", str(tmp_path), "--bucket",
-                     world.bucket)
+        pulled = run(capsys, "registry", "pull", "churn@2.2.0", str(tmp_path / "churn"),
+                     "--bucket", world.bucket)
     finally:
         s3().put_object(Bucket=world.bucket, Key=key, Body=original)
     assert code == 1
     assert err.splitlines()[0] == f"error: churn@2.2.0: s3://{world.bucket}/{key} is missing"
     assert pulled == (1, "", f"error: the artifact of churn@2.2.0 is incomplete: "
                              f"s3://{world.bucket}/{key} is missing (1 file(s) in all)\n")
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [], "a failed pull leaves no empty folder it made"
 
 
 def test_a_missing_bucket_is_one_line_without_a_traceback(world: World) -> None:
@@ -376,8 +376,13 @@ def test_without_the_pulumi_cli_the_command_says_to_give_a_bucket(
     monkeypatch.setenv("PATH", str(tmp_path))
     code, out, err = run(capsys, "registry", "list", "--stack", "dev")
     assert (code, out) == (1, "")
-    assert err == ("error: the Pulumi CLI is not installed, so the stack's bucket cannot be "
-                   "read; give --bucket BUCKET\n")
+    assert err == ("error: without --bucket, the bucket is read from the outputs of stack "
+                   "'dev' by the Pulumi CLI, which is not installed; give --bucket BUCKET\n")
+    code, out, err = run(capsys, "registry", "list")
+    assert (code, out) == (1, "")
+    assert err == ("error: without --bucket, the bucket is read from the outputs of the "
+                   "selected stack by the Pulumi CLI, which is not installed; give --bucket "
+                   "BUCKET\n")
 
 
 def test_the_client_api_gives_typed_results(world: World) -> None:
