@@ -382,6 +382,11 @@ def test_promote_gives_the_model_the_candidates_version_artifact_and_image(repo:
     assert "        - name: challenger        # 10% canary\n" in entry
     assert "      env: {LOG_LEVEL: info}   # fraud's own comment\n" in entry
     assert model_data(edited.text, "churn-scorer") == model_data(text, "churn-scorer")
+    # A shadow's answers were never served: the step says so.
+    assert edited.warnings == (
+        "model 'fraud-detector': candidate 'shadow' was a shadow (mirror 100%): it saw live "
+        "requests but none of its answers was served; this promotion gives it all traffic at "
+        "once (a `weight` step first would serve some of them)",)
 
 
 def test_promoting_the_last_candidate_removes_the_candidates_key(repo: GitRepo) -> None:

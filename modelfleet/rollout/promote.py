@@ -80,7 +80,7 @@ def promote_text(text: str, where: str, model: str, candidate: str) -> Edited:
     version = scalar(value_of(chosen, "version"))
     return Edited(result,
                   f"promoted candidate '{candidate}' of model '{model}' to version {version}",
-                  tuple(_shadowing(overrides, chosen, model)))
+                  tuple(_shadowing(overrides, chosen, model) + _unserved(chosen, model)))
 
 
 def _promoted(written: dict[str, Any], candidate: str,
@@ -154,6 +154,17 @@ def _remove(text: str, serving: Node | None, candidates: Node | None,
         return delete_item(text, candidates, candidates.value.index(chosen))
     keys = [key.value if isinstance(key, ScalarNode) else None for key, _ in serving.value]
     return delete_item(text, serving, keys.index("candidates"))
+
+
+def _unserved(chosen: MappingNode, model: str) -> list[str]:
+    """A shadow's answers were discarded: promoting it sends it all traffic untried."""
+    mirror = scalar(value_of(chosen, "mirror"))
+    if mirror is None:
+        return []
+    name = scalar(value_of(chosen, "name"))
+    return [f"model '{model}': candidate '{name}' was a shadow (mirror {mirror}%): it saw live "
+            "requests but none of its answers was served; this promotion gives it all traffic "
+            "at once (a `weight` step first would serve some of them)"]
 
 
 def _shadowing(overrides: list[tuple[str, Node]], chosen: MappingNode,
