@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ from modelfleet.gitsource import FileAbsentError, ManifestText, read_manifest
 from modelfleet.history import history_json, model_history, render_history
 from modelfleet.jsonschema import SCHEMA_PATH, schema_text
 from modelfleet.load import check_source, load_manifest
+from modelfleet.manifest import Manifest
+from modelfleet.problems import SourceError
 from modelfleet.report import RENDERERS
 from modelfleet.resolve import Resolution, resolve
 from modelfleet.stacks import list_stacks, load_stack
@@ -60,6 +63,7 @@ def add_schema_command(commands: Subparsers) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     source = read_manifest(Path(args.file), None, args.file)
     manifest = check_source(source, args.environment)
+    _note_unknown_environment(args.environment, manifest)
     environments = [args.environment] if args.environment else manifest.environments()
     count = len(manifest.entries)
     scope = f"; environments checked: {', '.join(environments)}" if environments else ""
@@ -75,6 +79,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     except FileAbsentError as absent:
         print(f"note: {absent}; every model counts as added", file=sys.stderr)
         base = None
+    _note_unknown_environment(args.environment, load_manifest(head))
     head_models = _resolved(head, args.environment).models
     base_models = _resolved(base, args.environment).models if base else ()
     diff = diff_models(base_models, head_models, environment=args.environment,
@@ -82,6 +87,21 @@ def cmd_diff(args: argparse.Namespace) -> int:
                        head_label=head.label)
     sys.stdout.write(RENDERERS[args.format](diff))
     return 0
+
+
+def _note_unknown_environment(environment: str | None, manifest: Manifest) -> None:
+    """A likely typo (`--environment prdo`): no model overrides it and no stack deploys it.
+    Not an error: an environment may take the defaults alone."""
+    if environment is None:
+        return
+    known = set(manifest.environments())
+    with contextlib.suppress(SourceError, OSError):
+        known |= {str(load_stack(Path.cwd(), name).get("modelfleet:environment"))
+                  for name in list_stacks(Path.cwd())}
+    if environment not in known:
+        listed = ", ".join(sorted(known)) or "none"
+        print(f"note: no model overrides environment '{environment}' and no stack deploys it "
+              f"(known: {listed}); it is taken with the defaults alone", file=sys.stderr)
 
 
 def _resolved(source: ManifestText, environment: str | None) -> Resolution:
