@@ -278,13 +278,41 @@ def immutable_tag_warnings(previous: Mapping[str, Any] | None, release: Release)
             if built is None and each is model and isinstance(before, Mapping) \
                     and before.get("version") == version:
                 built = builds.get(name)  # a record from before builds were kept per version
+            which = f" (candidate '{each.candidate}')" if each.candidate else ""
             if each.build_digest and built not in (None, each.build_digest):
-                which = f" (candidate '{each.candidate}')" if each.candidate else ""
                 warnings.append(
                     f"{PREFIX}warning: model '{name}'{which}: its image build context changed "
                     f"but its version {version} did not; image tags are immutable, so the "
                     "push would be refused. Bump the version.")
+            elif each.build_digest and built == each.build_digest \
+                    and slot_version(before, each.candidate) != version:
+                reason = REBUILT_TAG.format(version=version)
+                warnings.append(f"{PREFIX}warning: model '{name}'{which}: {reason}")
     return warnings
+
+
+REBUILT_TAG = (
+    "version {version} moves here from another slot (promoted, rolled back, or a candidate "
+    "again), so its image is built again, but this stack pushed tag {version} before and "
+    "image tags are immutable: unless the build reproduces that image byte for byte, the push "
+    "is refused. Set `image.ref` to the pushed image (`<repository>@sha256:…`, see `registry "
+    "show`) for this step, or bump the version.")
+"""Why building a version's image a second time fails, and the ways out."""
+
+
+def slot_version(deployed: Any, candidate: str | None) -> str | None:
+    """The version a slot (the stable one, or candidate `candidate`) ran in a deployed
+    model as written: the same slot with the same version reuses its built image."""
+    if not isinstance(deployed, Mapping):
+        return None
+    if candidate is None:
+        return str(deployed["version"]) if deployed.get("version") is not None else None
+    serving = deployed.get("serving")
+    listed = serving.get("candidates") if isinstance(serving, Mapping) else None
+    for item in listed if isinstance(listed, list) else ():
+        if isinstance(item, Mapping) and item.get("name") == candidate:
+            return str(item["version"]) if item.get("version") is not None else None
+    return None
 
 
 def whole_numbers(value: Any) -> Any:

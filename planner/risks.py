@@ -12,6 +12,7 @@ exported of each model (`manifest.deployed`, `manifest.builds`):
 | `artifact-mutated` | danger | a version (stable or candidate) names another artifact than before |
 | `image-mutated` | danger | a version's image (build, prebuilt reference) changes |
 | `strategy-switch` | danger | a model moves to Flagger or back: Services and route change hands |
+| `image-tag-exists` | danger | an image is built again for a version built before (promotion) |
 | `iam-widened` | warning | an IAM policy allows an action or resource it did not (or denies less) |
 | `production` | info | a production stack (`modelfleet:requireApproved`) changes |
 | `single-replica` | warning | in production, a changed model runs with a minimum of one replica |
@@ -22,13 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelfleet.updates import artifact_changes
+from modelfleet.updates import REBUILT_TAG, artifact_changes, slot_version
 from planner.describe import artifact_files, short_type
 from planner.plan import Plan
 from planner.recorder import Registration
 from planner.render import plain
 from planner.review import ModelView, document_changes, production
 from planner.rollout import DEPLOYMENT, Rollout, canary_targeting, plural, rollout_of, scalers_of
+from planner.summary import DOCKER_IMAGE
 
 LEVELS = ("info", "warning", "danger")
 GUARDED = {
@@ -75,6 +77,7 @@ def assess(plan: Plan, views: list[ModelView]) -> list[Risk]:
         risks += _rollouts(view, model, live)
         risks += _mutations(view, model)
         risks += _strategy_switch(view, model)
+        risks += _rebuilt_tags(view, model)
         risks += _widened(view, model)
         if live and model and view.changes and view.new is not None:
             risks += _single_replica(view, model)
@@ -192,6 +195,27 @@ def _progressive_rollout(rollout: Rollout, canary: dict[str, Any], model: str | 
             f"with {rollout.strategy()} at a minimum of {plural(rollout.min_replicas, 'replica')}"
             f": its pods stop before their replacements are ready while it still answers "
             f"{kept}% of traffic")))
+    return risks
+
+
+def _rebuilt_tags(view: ModelView, model: str | None) -> list[Risk]:
+    """An image built for a version this stack built before in another slot: its tag
+    exists in the immutable repository (a promotion, or a version back as a candidate)."""
+    if model is None or view.new is None:
+        return []
+    risks = []
+    for change in view.changes:
+        if change.type != DOCKER_IMAGE or change.op == "delete":
+            continue
+        candidate = None if change.name == f"{model}-image" else \
+            change.name.removeprefix(f"{model}-").removesuffix("-image")
+        version = slot_version(view.new, candidate)
+        if version is None or not view.old_versions.get(version, {}).get("build") \
+                or slot_version(view.old, candidate) == version:
+            continue
+        which = f"candidate '{candidate}'" if candidate else "the stable version"
+        risks.append(Risk("danger", model, "image-tag-exists", (
+            f"{which}: {REBUILT_TAG.format(version=version)}")))
     return risks
 
 

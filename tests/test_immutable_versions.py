@@ -261,3 +261,25 @@ def test_the_history_keeps_an_uploaded_artifact_as_one_digest_and_still_guards_i
     (line,) = warnings(third)
     assert line.startswith("modelfleet: model 'churn' version 2.1.0 already names another "
                            "artifact: uploaded files changed (files digest sha256 ")
+
+
+def test_a_promoted_candidates_image_would_be_built_again_and_the_update_says_so(
+        project: GitRepo) -> None:
+    project.write("images/Dockerfile", "FROM python:3.11-slim\n")
+    build = "image: {build: {context: images}}"
+    project.write("models.yaml", with_candidate(CANDIDATE).replace(
+        f'image: {{ref: "{REF}"}}', build, 1))
+    first = deploy(project.root / "models.yaml", config=GATEWAY)
+    promoted = manifest(CANDIDATE).replace("version: 1.4.2", "version: 1.5.0", 1).replace(
+        f'image: {{ref: "{REF}"}}', build, 1)
+    project.write("models.yaml", promoted)
+    again = deploy(project.root / "models.yaml", previous=first.outputs, config=GATEWAY)
+    assert [line for line in again.messages("info") if "warning:" in line] == [
+        "modelfleet: warning: model 'fraud': version 1.5.0 moves here from another slot "
+        "(promoted, rolled back, or a candidate again), so its image is built again, but this "
+        "stack pushed tag 1.5.0 before and image tags are immutable: unless the build "
+        "reproduces that image byte for byte, the push is refused. Set `image.ref` to the "
+        "pushed image (`<repository>@sha256:…`, see `registry show`) for this step, or bump "
+        "the version."]
+    unchanged = deploy(project.root / "models.yaml", previous=again.outputs, config=GATEWAY)
+    assert [line for line in unchanged.messages("info") if "warning:" in line] == []
