@@ -358,3 +358,20 @@ def test_a_switch_between_rolling_and_flagger_is_flagged(
     assert [(r["level"], r["model"]) for r in switches] == [("danger", "image-tagger")]
     assert switches[0]["message"].startswith(starts)
     assert switches[0]["message"].endswith("while they hand over, so it needs 1 spare GPU")
+
+
+def test_promoting_a_built_candidate_flags_its_tag_pushed_before(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.shipped import copy_project, inside
+
+    project = copy_project(tmp_path / "project")
+    with inside(project.root):
+        assert main(["promote", "fraud-detector", "challenger"]) == 0
+        project.commit("promote the challenger")
+        capsys.readouterr()
+        assert main(["plan", "--stack", "dev", "--base", "HEAD~1", "--format", "json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    (tag,) = [r for r in planned["risks"] if r["kind"] == "image-tag-exists"]
+    assert (tag["level"], tag["model"]) == ("danger", "fraud-detector")
+    assert tag["message"].startswith("the stable version: version 1.5.0 moves here from another "
+                                     "slot")
