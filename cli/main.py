@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from cli import manifest, plan, registry, rollout
 from cli.arguments import Command
 from modelfleet.problems import ManifestError, SourceError
+from modelfleet.report import plural
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,8 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ManifestError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
-        count = len(error.problems)
-        print(f"{count} problem{'s' if count != 1 else ''}; nothing was done", file=sys.stderr)
+        print(f"{plural(len(error.problems), 'problem')}; nothing was done", file=sys.stderr)
         return 1
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -17,7 +17,7 @@ from modelfleet.jsonschema import SCHEMA_PATH, schema_text
 from modelfleet.load import check_source, load_manifest
 from modelfleet.manifest import Manifest
 from modelfleet.problems import SourceError
-from modelfleet.report import RENDERERS
+from modelfleet.report import RENDERERS, plural
 from modelfleet.resolve import Resolution, resolve
 from modelfleet.stacks import list_stacks, load_stack
 
@@ -67,7 +67,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     environments = [args.environment] if args.environment else manifest.environments()
     count = len(manifest.entries)
     scope = f"; environments checked: {', '.join(environments)}" if environments else ""
-    print(f"{args.file}: valid, {count} model{'s' if count != 1 else ''}{scope}")
+    print(f"{args.file}: valid, {plural(count, 'model')}{scope}")
     return 0
 
 
@@ -79,8 +79,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     except FileAbsentError as absent:
         print(f"note: {absent}; every model counts as added", file=sys.stderr)
         base = None
-    _note_unknown_environment(args.environment, load_manifest(head))
-    head_models = _resolved(head, args.environment).models
+    head_manifest = load_manifest(head)
+    _note_unknown_environment(args.environment, head_manifest)
+    head_models = resolve(head_manifest, args.environment).models
     base_models = _resolved(base, args.environment).models if base else ()
     diff = diff_models(base_models, head_models, environment=args.environment,
                        base_label=base.label if base else f"{args.base} (no manifest)",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cli.arguments import Subparsers
+from modelfleet.report import plural
 
 RISK_EXIT = 3
 LEVELS = ("info", "warning", "danger")
@@ -56,9 +57,7 @@ def run(args: argparse.Namespace) -> int:
         errors = failure.simulation.messages("error")
         for line in errors or [str(failure.error)]:
             print(line, file=sys.stderr)
-        count = len(errors) or 1
-        print(f"{count} problem{'s' if count != 1 else ''}; nothing was planned",
-              file=sys.stderr)
+        print(f"{plural(len(errors) or 1, 'problem')}; nothing was planned", file=sys.stderr)
         return 1
     if progress:
         sys.stderr.write("\r\033[K")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.arguments import Subparsers
+from modelfleet.report import plural
 from modelregistry.client import (
     Progress,
     PulledFile,
@@ -223,8 +224,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
     if report.problems:
         if args.format == "text":
-            count = len(report.problems)
-            print(f"{count} problem{'s' if count != 1 else ''} in s3://{client.bucket}",
+            print(f"{plural(len(report.problems), 'problem')} in s3://{client.bucket}",
                   file=sys.stderr)
         return 1
     if args.format == "text":

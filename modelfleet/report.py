@@ -11,6 +11,11 @@ _SIGN = {Status.ADDED: "+", Status.REMOVED: "-", Status.CHANGED: "~"}
 KEPT_NOTE = "its artifacts and images stay in the registry"
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 replica`, `2 replicas`: a count and its noun, for messages."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def show(value: Any) -> str:
     """A value as the manifest would write it."""
     if value is None:

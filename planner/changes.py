@@ -146,8 +146,9 @@ def resource_changes(base: Iterable[Registration],
     """
     before = {r.key: r for r in base if r.custom}
     after = {r.key: r for r in head if r.custom}
-    old_inputs = {key: comparable_inputs(r) for key, r in before.items()}
-    new_inputs = {key: comparable_inputs(r) for key, r in after.items()}
+    both = before.keys() & after.keys()  # only these are compared (a build context is hashed)
+    old_inputs = {key: comparable_inputs(before[key]) for key in both}
+    new_inputs = {key: comparable_inputs(after[key]) for key in both}
     changes: dict[tuple[str, str], ResourceChange] = {}
     for key in before.keys() | after.keys():
         old, new = before.get(key), after.get(key)

@@ -19,6 +19,14 @@ BUCKET_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 HTTP_ROUTE_KIND = ":HTTPRoute"
 
 
+def image_candidate(model: str, image: str) -> str | None:
+    """Whose image a built `docker.Image` is: None for the model's own (`<model>-image`), the
+    candidate's name for a candidate's (`<model>-<candidate>-image`)."""
+    if image == f"{model}-image":
+        return None
+    return image.removeprefix(f"{model}-").removesuffix("-image")
+
+
 def short_type(type_: str) -> str:
     """`kubernetes:apps/v1:Deployment` -> `Deployment`."""
     return type_.rsplit(":", 1)[-1]
@@ -26,6 +34,8 @@ def short_type(type_: str) -> str:
 
 def scaling(registration: Registration) -> tuple[str, str] | None:
     """(target Deployment, description) of an HPA or a KEDA ScaledObject; None otherwise."""
+    if registration.type not in HPA_TYPES and registration.type != SCALED_OBJECT:
+        return None
     spec = plain(registration.inputs).get("spec") or {}
     target = str((spec.get("scaleTargetRef") or {}).get("name") or "")
     if registration.type in HPA_TYPES:

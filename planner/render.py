@@ -72,7 +72,7 @@ def image_for_validators(image: str) -> str:
     if not built and image != UNKNOWN:
         return image
     path = re.sub(r"[^a-z0-9]+", "-", built[0].lower()).strip("-") if built else ""
-    return f"{UNKNOWN_HOST}/{path or 'image'}@sha256:" + "0" * 64
+    return f"{UNKNOWN_HOST}/{path}@sha256:" + "0" * 64 if path else UNKNOWN_IMAGE
 
 
 def _images_marked(value: Any) -> Any:

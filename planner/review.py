@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelfleet.diff import ManifestDiff, ModelDiff, diff_models
+from modelfleet.diff import FieldChange, ManifestDiff, ModelDiff, diff_models
 from modelfleet.updates import deployed_specs, recorded_versions, whole_numbers
 from planner.changes import ResourceChange
 from planner.grouping import STACK_WIDE, Grouped, model_of
@@ -62,6 +62,14 @@ class ModelView:
         """The resource as the base declared it, if it did."""
         return next((r for r in self.base if r.type == type_ and r.name == name), None)
 
+    def after(self, type_: str, name: str) -> Registration | None:
+        """The resource as the head declares it, if it does."""
+        return next((r for r in self.head if r.type == type_ and r.name == name), None)
+
+    def fields(self, prefix: str) -> list[FieldChange]:
+        """The model's manifest changes at paths under `prefix` (`artifact.`, `image.ref`)."""
+        return [f for f in self.diff.changes if f.path.startswith(prefix)] if self.diff else []
+
 
 @dataclass(frozen=True)
 class DocumentChange:
@@ -81,12 +89,12 @@ def document_changes(view: ModelView) -> Iterator[DocumentChange]:
         if change.op not in ("update", "replace"):
             continue
         before = view.before(change.type, change.name)
-        after = next((r for r in view.head if r.key == (change.type, change.name)), None)
+        after = view.after(change.type, change.name)
         if before is None or after is None:
             continue
         for key in POLICY_INPUTS:
-            old = document(plain(before.inputs).get(key))
-            new = document(plain(after.inputs).get(key))
+            old = document(plain(before.inputs.get(key)))
+            new = document(plain(after.inputs.get(key)))
             if old is not None and new is not None and old != new:
                 yield DocumentChange(change, key, old, new, compare(old, new))
 

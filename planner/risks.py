@@ -23,13 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelfleet.report import plural
 from modelfleet.updates import REBUILT_TAG, artifact_changes, slot_version
-from planner.describe import artifact_files, short_type
+from planner.describe import artifact_files, image_candidate, scaling, short_type
 from planner.plan import Plan
-from planner.recorder import Registration
-from planner.render import plain
 from planner.review import ModelView, document_changes, production
-from planner.rollout import DEPLOYMENT, Rollout, canary_targeting, plural, rollout_of, scalers_of
+from planner.rollout import DEPLOYMENT, Rollout, canary_targeting, rollout_of, scalers_of
 from planner.summary import DOCKER_IMAGE
 
 LEVELS = ("info", "warning", "danger")
@@ -113,19 +112,15 @@ def _autoscaler_handovers(view: ModelView) -> dict[tuple[str, str], str]:
     """Deleted autoscalers whose Deployment an autoscaler created in this update now scales:
     `(type, name)` to `ScaledObject x` (or `HorizontalPodAutoscaler x`)."""
     created = {(c.type, c.name) for c in view.changes if c.op == "create"}
-    successors = {_scale_target(r): f"{short_type(r.type)} {r.name}"
-                  for r in scalers_of(view.head) if r.key in created}
+    successors = {scaled[0]: f"{short_type(r.type)} {r.name}" for r in view.head
+                  if r.key in created and (scaled := scaling(r))}
     handovers = {}
     for change in view.changes:
         old = view.before(change.type, change.name) if change.op == "delete" else None
-        if old is not None and old in scalers_of([old]) and _scale_target(old) in successors:
-            handovers[(change.type, change.name)] = successors[_scale_target(old)]
+        scaled = scaling(old) if old is not None else None
+        if scaled and scaled[0] in successors:
+            handovers[(change.type, change.name)] = successors[scaled[0]]
     return handovers
-
-
-def _scale_target(scaler: Registration) -> str | None:
-    target = (plain(scaler.inputs).get("spec") or {}).get("scaleTargetRef") or {}
-    return str(target.get("name")) if target.get("name") else None
 
 
 def _rollouts(view: ModelView, model: str | None, live: bool) -> list[Risk]:
@@ -134,7 +129,7 @@ def _rollouts(view: ModelView, model: str | None, live: bool) -> list[Risk]:
         if change.type != DEPLOYMENT or change.op != "update" \
                 or not any(p.path.startswith("spec.template.") for p in change.paths):
             continue
-        head = next((r for r in view.head if r.key == (change.type, change.name)), None)
+        head = view.after(change.type, change.name)
         if head is None:
             continue
         rollout = rollout_of(head, scalers_of(view.head))
@@ -207,8 +202,7 @@ def _rebuilt_tags(view: ModelView, model: str | None) -> list[Risk]:
     for change in view.changes:
         if change.type != DOCKER_IMAGE or change.op == "delete":
             continue
-        candidate = None if change.name == f"{model}-image" else \
-            change.name.removeprefix(f"{model}-").removesuffix("-image")
+        candidate = image_candidate(model, change.name)
         version = slot_version(view.new, candidate)
         if version is None or not view.old_versions.get(version, {}).get("build") \
                 or slot_version(view.old, candidate) == version:
@@ -230,7 +224,7 @@ def _strategy_switch(view: ModelView, model: str | None) -> list[Risk]:
     before, after = _strategy(view.old), _strategy(view.new)
     if model is None or before is None or after is None or before == after:
         return []
-    head = next((r for r in view.head if r.type == DEPLOYMENT and r.name == model), None)
+    head = view.after(DEPLOYMENT, model)
     rollout = rollout_of(head, scalers_of(view.head)) if head is not None else None
     gpus = ""
     if rollout is not None and rollout.gpus_per_pod:
@@ -267,8 +261,7 @@ def _mutations(view: ModelView, model: str | None) -> list[Risk]:
     if view.version_changed:
         return risks
     version = view.new_version
-    fields = [f for f in (view.diff.changes if view.diff else ())
-              if f.path.startswith("artifact.")]
+    fields = view.fields("artifact.")
     old, new = artifact_files(view.name, view.base), artifact_files(view.name, view.head)
     altered = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if fields or altered:
@@ -277,7 +270,7 @@ def _mutations(view: ModelView, model: str | None) -> list[Risk]:
         risks.append(Risk("danger", model, "artifact-mutated", (
             f"the artifact changes ({'; '.join(what)}) but the version stays {version}: a "
             "version must name one artifact forever; bump the version")))
-    refs = [f for f in (view.diff.changes if view.diff else ()) if f.path.startswith("image.")]
+    refs = view.fields("image.")
     if view.old_build and view.new_build and view.old_build != view.new_build:
         risks.append(Risk("danger", model, "image-mutated", (
             f"the image's build context or build arguments change but the version stays "

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from modelfleet.report import plural
 from planner.recorder import Registration
 from planner.render import plain
 
@@ -101,11 +102,6 @@ class Rollout:
         return ", ".join(parts)
 
 
-def plural(count: int, noun: str) -> str:
-    """`1 replica`, `2 replicas`."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 def _counted(at_low: int, at_high: int, low: int, high: int, noun: str, what: str) -> str:
     if at_low == at_high:
         return f"{plural(at_low, noun)} {what}"
@@ -185,9 +181,9 @@ def canary_targeting(registrations: Iterable[Registration], deployment: str,
     Such a Deployment is not rolled in place: Flagger runs its new pods beside those of
     `<deployment>-primary` for the analysis, then copies the template to the primary.
     """
-    for registration in registrations:
+    for registration in (r for r in registrations if r.type == CANARY):
         spec = plain(registration.inputs).get("spec") or {}
-        if registration.type == CANARY and (spec.get("targetRef") or {}).get("name") == deployment:
+        if (spec.get("targetRef") or {}).get("name") == deployment:
             return dict(spec)
     return None
 

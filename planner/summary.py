@@ -12,14 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet.diff import FieldChange
-from modelfleet.report import show
+from modelfleet.report import plural, show
 from planner.changes import ResourceChange
-from planner.describe import artifact_files, is_route, scalings, short_type, traffic
+from planner.describe import (
+    artifact_files,
+    image_candidate,
+    is_route,
+    scalings,
+    short_type,
+    traffic,
+)
 from planner.recorder import Registration
 from planner.render import plain
 from planner.review import ModelView, document_changes
-from planner.rollout import DEPLOYMENT, canary_targeting, plural, rollout_of, scalers_of
+from planner.rollout import DEPLOYMENT, canary_targeting, rollout_of, scalers_of
 
 DOCKER_IMAGE = "docker:index/image:Image"
 JOB = "kubernetes:batch/v1:Job"
@@ -71,9 +77,10 @@ def summarize(views: list[ModelView]) -> list[ModelSummary]:
 
 def _added(view: ModelView) -> ModelSummary:
     lines = [f"creates {plural(sum(c.op == 'create' for c in view.changes), 'resource')}"]
+    scalers = scalers_of(view.head)
     for registration in view.head:
         if registration.type == DEPLOYMENT:
-            rollout = rollout_of(registration, scalers_of(view.head))
+            rollout = rollout_of(registration, scalers)
             gpus = f", {plural(rollout.gpus_per_pod, 'GPU')} per pod" \
                 if rollout.gpus_per_pod else ""
             lines.append(f"{rollout.component} pods start (Deployment {rollout.deployment}, "
@@ -128,13 +135,13 @@ def _stack_wide(view: ModelView) -> ModelSummary | None:
 
 def _rollouts(view: ModelView) -> list[str]:
     lines = []
+    scalers = scalers_of(view.head)
     for change in view.changes:
         if change.type != DEPLOYMENT:
             continue
-        head = next((r for r in view.head if r.type == DEPLOYMENT and r.name == change.name),
-                    None)
+        head = view.after(DEPLOYMENT, change.name)
         if change.op == "create" and head is not None:
-            rollout = rollout_of(head, scalers_of(view.head))
+            rollout = rollout_of(head, scalers)
             lines.append(f"new Deployment {rollout.deployment}: {rollout.component} pods "
                          f"start ({rollout.bounds()})")
         elif change.op == "delete":
@@ -149,7 +156,7 @@ def _rollouts(view: ModelView) -> list[str]:
             if canary is not None:
                 lines.append(canary)
                 continue
-            rollout = rollout_of(head, scalers_of(view.head))
+            rollout = rollout_of(head, scalers)
             idle = "; none while scaled to zero" if rollout.min_replicas == 0 else ""
             lines.append(f"{rollout.component} pods restart (Deployment {rollout.deployment}): "
                          f"{rollout.pace()} ({rollout.strategy()}; {rollout.bounds()}{idle})")
@@ -182,8 +189,7 @@ def _image(view: ModelView, rolls: bool) -> list[str]:
     for change in view.changes:
         if change.type != DOCKER_IMAGE:
             continue
-        candidate = change.name.removeprefix(f"{view.name}-").removesuffix("-image") \
-            if change.name != f"{view.name}-image" else None
+        candidate = image_candidate(view.name, change.name)
         if candidate and change.op == "create":
             lines.append(f"image of candidate {candidate} built from the model's build context")
         elif candidate and change.op == "delete":
@@ -200,14 +206,14 @@ def _image(view: ModelView, rolls: bool) -> list[str]:
         else:
             lines.append("image rebuilt: " + ", ".join(p.path for p in change.paths[:MAX_LISTED]))
     lines += [f"prebuilt image changed: {show(f.old)} → {show(f.new)}"
-              for f in _fields(view, "image.ref")]
+              for f in view.fields("image.ref")]
     if not lines and rolls:
         lines.append("image unchanged")
     return lines
 
 
 def _artifact(view: ModelView) -> list[str]:
-    fields = _fields(view, "artifact.")
+    fields = view.fields("artifact.")
     lines = []
     if fields:
         lines.append("artifact changed: " + "; ".join(
@@ -245,7 +251,7 @@ def _traffic(view: ModelView) -> list[str]:
 def _candidates(view: ModelView) -> list[str]:
     """Candidates added, removed, or given another version (their traffic is `_traffic`'s)."""
     lines = []
-    for field in _fields(view, "serving.candidates."):
+    for field in view.fields("serving.candidates."):
         name = field.path.removeprefix("serving.candidates.")
         if "." in name:
             name, _, leaf = name.partition(".")
@@ -308,12 +314,6 @@ def _other_fields(view: ModelView) -> list[str]:
         return []
     return ["also changes " + "; ".join(f"{f.path} {show(f.old)} → {show(f.new)}"
                                         for f in rest)]
-
-
-def _fields(view: ModelView, prefix: str) -> list[FieldChange]:
-    if view.diff is None:
-        return []
-    return [f for f in view.diff.changes if f.path.startswith(prefix)]
 
 
 def _resources_line(changes: list[ResourceChange]) -> str:
