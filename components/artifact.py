@@ -14,8 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.provenance import Provenance
-from modelfleet import layout
-from modelfleet.layout import ArtifactFileRecord, MetadataRecord, artifact_prefix
+from modelfleet.layout import ArtifactFileRecord, MetadataRecord, artifact_prefix, metadata_key
 from modelfleet.schema import ModelSpec
 
 
@@ -30,8 +29,6 @@ class ArtifactFile:
     sha256: str
 
 
-metadata_key = layout.metadata_key
-"""`models/<name>/<version>/metadata.json`, as modelfleet.layout defines it."""
 
 
 @dataclass(frozen=True)

@@ -34,14 +34,20 @@ class ClusterSettings:
     keda: bool = True
     """Whether KEDA is installed; without it, batch workers scale on CPU, never to zero."""
     keda_service_account: str = "keda/keda-operator"
+    """`namespace/name` of KEDA's operator: the only identity that may read queue depths."""
     prometheus_address: str = ""
+    """Prometheus that KEDA reads request metrics from (models scaled on concurrency or rps)."""
     gateway: str | None = None
     """`namespace/name` of the Gateway every online model gets an HTTPRoute on."""
-    """Prometheus that KEDA reads request metrics from (models scaled on concurrency or rps)."""
-    """`namespace/name` of KEDA's operator: the only identity that may read queue depths."""
     namespace_resource: pulumi.Input[str] | None = None
     """The namespace as an output of its resource, when the stack creates it: using it
     makes every object wait for the namespace."""
+
+    @property
+    def gateway_ref(self) -> tuple[str, str]:
+        """(namespace, name) of the Gateway; empty strings without one."""
+        namespace, _, name = (self.gateway or "/").partition("/")
+        return namespace, name
 
     @property
     def object_namespace(self) -> pulumi.Input[str]:

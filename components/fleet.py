@@ -7,13 +7,12 @@ from dataclasses import dataclass, replace
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.artifact import metadata_key
 from components.cluster import ClusterSettings
 from components.index import IndexEntry, RegistryIndex, RegistryIndexArgs
 from components.model import DeployedModel, DeployedModelArgs
 from components.provenance import StackScope
 from components.registry import ModelRegistry, ModelRegistryArgs
-from modelfleet.layout import IndexCandidate
+from modelfleet.layout import IndexCandidate, metadata_key
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 from components.cluster import ClusterSettings
 from components.metrics import LATENCY_P99_MS, SUCCESS_RATE
 from components.provenance import Provenance, custom_metadata
+from components.traffic import model_path
 from modelfleet.schema import Serving
 
 FLAGGER_API = "flagger.app/v1beta1"
@@ -74,7 +75,7 @@ def metric_template(name: str, query: str, args: ProgressiveRolloutArgs,
 def canary_spec(name: str, args: ProgressiveRolloutArgs) -> dict[str, Any]:
     """Flagger's Canary: target, autoscaler, route on the Gateway, analysis."""
     serving, rollout = args.serving, args.serving.rollout
-    namespace, _, gateway = (args.cluster.gateway or "/").partition("/")
+    namespace, gateway = args.cluster.gateway_ref
     interval = f"{rollout.interval_seconds}s"
     autoscaler: dict[str, Any] = {**args.autoscaler, "name": name}
     if args.primary_scaler_query:
@@ -94,7 +95,7 @@ def canary_spec(name: str, args: ProgressiveRolloutArgs) -> dict[str, Any]:
             "targetPort": "http",
             "portDiscovery": True,
             "gatewayRefs": [{"name": gateway, "namespace": namespace}],
-            "match": [{"uri": {"prefix": f"/v2/models/{args.provenance.model}"}}],
+            "match": [{"uri": {"prefix": model_path(args.provenance.model)}}],
         },
         "analysis": {
             "interval": interval,

@@ -51,7 +51,7 @@ class Provenance:
     @property
     def workload(self) -> str:
         """What the model's pods of this version are called: `<model>` or `<model>-<candidate>`."""
-        return f"{self.model}-{self.candidate}" if self.candidate else self.model
+        return workload_name(self.model, self.candidate)
 
     def for_candidate(self, name: str, version: str) -> Provenance:
         return replace(self, candidate=name, version=version)
@@ -103,3 +103,8 @@ def custom_metadata(name: str, namespace: pulumi.Input[str], provenance: Provena
     plain mapping: name, namespace, the model's labels and its provenance annotations."""
     return {"name": name, "namespace": namespace, "labels": provenance.labels(component),
             "annotations": provenance.annotations()}
+
+
+def workload_name(model: str, candidate: str | None) -> str:
+    """`<model>`, or `<model>-<candidate>` for a candidate's Deployment, Service and identity."""
+    return f"{model}-{candidate}" if candidate else model

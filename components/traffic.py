@@ -17,7 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster import ClusterSettings
-from components.provenance import Provenance, custom_metadata
+from components.provenance import Provenance, custom_metadata, workload_name
 from modelfleet.schema import Candidate
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
@@ -60,11 +60,11 @@ def traffic_split(candidates: tuple[Candidate, ...]) -> dict[str, int]:
 
 
 def route_spec(args: ModelRouteArgs) -> dict[str, Any]:
-    namespace, _, gateway = (args.cluster.gateway or "/").partition("/")
+    namespace, gateway = args.cluster.gateway_ref
     model = args.provenance.model
 
     def service(candidate: str) -> str:
-        return f"{model}-{candidate}" if candidate else model
+        return workload_name(model, candidate or None)
 
     backends = [{"name": service(name), "port": args.port, "weight": weight}
                 for name, weight in traffic_split(args.candidates).items()]

@@ -149,14 +149,19 @@ def _prepare(item: ResolvedModel, source: ManifestText, resolution: Resolution,
     return replace(release, candidates=tuple(
         replace(_release_of(item.spec.candidate_spec(candidate),
                             ("serving", "candidates", index), item, source, resolution, origin,
-                            problems), candidate=candidate.name)
+                            problems, None if candidate.image else release),
+                candidate=candidate.name)
         for index, candidate in enumerate(serving.candidates)))
 
 
 def _release_of(spec: ModelSpec, at: Path_, item: ResolvedModel, source: ManifestText,
-                resolution: Resolution, origin: VersionOrigin,
-                problems: list[Problem]) -> ModelRelease:
-    """Local files hashed and pins checked; `at` is where `spec`'s artifact is written."""
+                resolution: Resolution, origin: VersionOrigin, problems: list[Problem],
+                same_image: ModelRelease | None = None) -> ModelRelease:
+    """Local files hashed and pins checked; `at` is where `spec`'s artifact is written.
+
+    `same_image`: a release built from the same image settings (a candidate's default), whose
+    build context is already hashed.
+    """
     files: tuple[LocalFile, ...] = ()
     single = False
     if spec.artifact.path:
@@ -176,6 +181,9 @@ def _release_of(spec: ModelSpec, at: Path_, item: ResolvedModel, source: Manifes
     build = spec.image.build
     if build is None:
         return ModelRelease(spec, origin, files, single)
+    if same_image is not None:
+        return ModelRelease(spec, origin, files, single, same_image.build_context,
+                            same_image.dockerfile, same_image.build_digest)
     context = source.paths.local(build.context)
     dockerfile = source.paths.local(dockerfile_of(build.context, build.dockerfile))
     digest = context_digest(context, {**build.args, "dockerfile": file_sha256(dockerfile)})

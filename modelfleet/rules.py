@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any, Literal, Protocol
 
-from modelfleet.schema import DEFAULT_SURGE, DEFAULT_UNAVAILABLE, GPU_SURGE, GPU_UNAVAILABLE
+from modelfleet.schema import (
+    DEFAULT_SURGE,
+    DEFAULT_UNAVAILABLE,
+    GPU_SURGE,
+    GPU_UNAVAILABLE,
+    MODEL_NAME_MAX,
+)
 from modelfleet.yamldoc import Path
 
 PathKind = Literal["file", "dir"]
@@ -194,7 +200,7 @@ def _scaling(model: dict[str, Any]) -> list[Finding]:
     return found
 
 
-WORKLOAD_NAME_MAX = 40
+WORKLOAD_NAME_MAX = MODEL_NAME_MAX
 """`<model>-<candidate>` names a Deployment, a ServiceAccount `<...>-server` and an IAM role:
 the same bound as a model's name."""
 
