@@ -90,6 +90,13 @@ class VersionRecord:
         return str(value) if value else None
 
     @property
+    def object_sha256(self) -> str | None:
+        """For an artifact that is one object: its recorded sha256 (the pin, or the uploaded
+        file's)."""
+        key = S3Location.parse(self.artifact_uri).key
+        return self.artifact_sha256 or self.file_digests.get(PurePosixPath(key).name)
+
+    @property
     def file_digests(self) -> dict[str, str]:
         """sha256 of each uploaded file, by its key below the version's `artifact/` prefix."""
         files = self.document.get("artifact", {}).get("files") or []
@@ -240,8 +247,7 @@ class RegistryClient:
         name, version = record.name, record.version
         source = S3Location.parse(record.artifact_uri)
         if not source.is_prefix:
-            expected = record.artifact_sha256 or record.file_digests.get(
-                PurePosixPath(source.key).name)
+            expected = record.object_sha256
             target = folder / PurePosixPath(source.key).name
             return [self._download(source, target, expected, record.version_id, progress)]
         if record.version_id:
@@ -281,7 +287,7 @@ class RegistryClient:
                     advance(len(chunk))
             actual = digest.hexdigest()
             if expected and actual != expected:
-                shown = f"{source}" + (f" (object version {version_id})" if version_id else "")
+                shown = _shown(source, version_id)
                 raise RegistryError(f"sha256 mismatch for {shown}: the registry records "
                                     f"{expected}, the object has {actual}; nothing was "
                                     f"written to {target}")
@@ -323,8 +329,7 @@ class RegistryClient:
         label = f"{record.name}@{record.version}"
         source = S3Location.parse(record.artifact_uri)
         if not source.is_prefix:
-            expected = record.artifact_sha256 or record.file_digests.get(
-                PurePosixPath(source.key).name)
+            expected = record.object_sha256
             self._verify_object(label, source, expected, record.version_id, problems)
             return 1
         digests = record.file_digests
@@ -368,20 +373,21 @@ class RegistryClient:
         done = sorted(i for i in (layout.part_index(k.removeprefix(prefix)) for k in keys)
                       if i is not None)
         summary = None
-        if prefix + layout.SUCCESS_NAME in keys:
-            summary = self._json(prefix + layout.SUCCESS_NAME)
+        if layout.success_key(model, run) in keys:
+            summary = self._json(layout.success_key(model, run))
         if summary is not None:
             partitions = int(summary.get("partitions", len(done)))
         elif done:
-            head = self._call(lambda: self.s3.head_object(
-                Bucket=self.bucket, Key=prefix + layout.part_name(done[0])),
-                S3Location(self.bucket, prefix + layout.part_name(done[0])), None)
+            first = S3Location(self.bucket, layout.part_key(model, run, done[0]))
+            head = self._call(lambda: self.s3.head_object(**_object_args(first, None)), first,
+                              None)
             partitions = int(head.get("Metadata", {}).get(layout.PART_PARTITIONS, 0)) \
                 or max(done) + 1
         else:
             raise RegistryError(f"no run '{run}' of model '{model}' in s3://{self.bucket} "
                                 f"(nothing below {prefix})")
-        missing = tuple(i for i in range(partitions) if i not in set(done))
+        written = set(done)
+        missing = tuple(i for i in range(partitions) if i not in written)
         return RunStatus(model, run, partitions, tuple(i for i in done if i < partitions),
                          missing, summary)
 
@@ -428,7 +434,7 @@ class RegistryClient:
             return action()
         except ClientError as error:
             code = str(error.response.get("Error", {}).get("Code", ""))
-            shown = str(where) + (f" (object version {version_id})" if version_id else "")
+            shown = _shown(where, version_id)
             if code == "NoSuchBucket":
                 raise RegistryError(f"bucket '{where.bucket}' does not exist (or is in "
                                     "another account)") from None
@@ -485,6 +491,11 @@ def _version_order(text: str) -> _VersionOrder:
 @contextlib.contextmanager
 def _no_progress(_name: str, _size: int) -> Iterator[Callable[[int], object]]:
     yield lambda _count: None
+
+
+def _shown(source: S3Location, version_id: str | None) -> str:
+    """`s3://bucket/key`, with `(object version …)` when one is pinned."""
+    return f"{source}" + (f" (object version {version_id})" if version_id else "")
 
 
 def _object_args(source: S3Location, version_id: str | None) -> dict[str, str]:

@@ -191,14 +191,14 @@ def finish_run(settings: Settings) -> bool:
         return False
     count = settings.partitions
     summary_uri = output.child(SUCCESS_NAME)
-    written = {part_index(PurePosixPath(Location.parse(uri).key).name): uri
-               for uri in list_objects(str(output))}
+    listed = list_objects(str(output))
+    written = {part_index(PurePosixPath(Location.parse(uri).key).name): uri for uri in listed}
     missing = [i for i in range(count) if i not in written]
     if missing:
         log.info("run: %d of %d partitions written; the last one writes %s",
                  count - len(missing), count, SUCCESS_NAME)
         return False
-    if exists(summary_uri):
+    if summary_uri in listed:
         log.info("run: every partition is written and %s exists", SUCCESS_NAME)
         return False
     parts = []

@@ -59,21 +59,17 @@ def _version(version_id: str | None) -> dict[str, str]:
     return {"VersionId": version_id} if version_id else {}
 
 
-def read_bytes(uri: str, version_id: str | None = None) -> bytes:
-    """An object's content; with `version_id`, exactly that S3 object version."""
+def read_bytes(uri: str) -> bytes:
+    """An object's content (a batch input; a pinned artifact is read by `fetch`)."""
     location = Location.parse(uri)
     try:
         if location.bucket is None:
-            _local_version(uri, version_id)
             return Path(location.key).read_bytes()
-        response = s3().get_object(Bucket=location.bucket, Key=location.key,
-                                   **_version(version_id))
+        response = s3().get_object(Bucket=location.bucket, Key=location.key)
         data: bytes = response["Body"].read()
         return data
-    except StorageError:
-        raise
     except Exception as error:
-        raise StorageError(f"cannot read {_named(uri, version_id)}: {error}") from error
+        raise StorageError(f"cannot read {uri}: {error}") from error
 
 
 def write_bytes(uri: str, data: bytes, content_type: str = "application/x-ndjson",

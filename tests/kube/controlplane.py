@@ -19,7 +19,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,8 +212,4 @@ current-context: test
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGKILL)
                 process.wait()
-
-    def running(self) -> Iterator[int]:
-        """PIDs of the processes still running."""
-        return (p.pid for p in self.processes.values() if p.poll() is None)
 

@@ -84,22 +84,17 @@ class Kubectl:
         return result
 
     def apply(self, objects: Iterable[Mapping[str, Any]], *, dry_run: bool = False,
-              force_conflicts: bool = False,
               field_manager: str = FIELD_MANAGER) -> ApplyResult:
         """Server-side apply, as Pulumi's Kubernetes provider does it by default."""
         args = ["apply", "--server-side", f"--field-manager={field_manager}", "-f", "-"]
         if dry_run:
             args.append("--dry-run=server")
-        if force_conflicts:
-            args.append("--force-conflicts")
         result = self.run(*args, stdin=as_yaml(objects))
         return ApplyResult(result.returncode, result.stdout, result.stderr)
 
     def get(self, kind: str, name: str | None = None, namespace: str | None = None,
-            selector: str | None = None, managed_fields: bool = False) -> dict[str, Any]:
+            selector: str | None = None) -> dict[str, Any]:
         args = ["get", kind, *([name] if name else []), "-o", "json"]
-        if managed_fields:
-            args.append("--show-managed-fields")
         if namespace:
             args += ["-n", namespace]
         if selector:
