@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster import ClusterSettings
 from components.provenance import Provenance, custom_metadata, workload_name
-from modelfleet.schema import Candidate
+from modelfleet.schema import Candidate, traffic_split
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 
@@ -51,12 +51,6 @@ class ModelRoute(pulumi.ComponentResource):
 
 def model_path(model: str) -> str:
     return f"/v2/models/{model}"
-
-
-def traffic_split(candidates: tuple[Candidate, ...]) -> dict[str, int]:
-    """Percent of live traffic per Service: the stable version answers what candidates do not."""
-    weighted = {c.name: c.weight for c in candidates if c.weight is not None}
-    return {"": 100 - sum(weighted.values()), **weighted}
 
 
 def route_spec(args: ModelRouteArgs) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from modelfleet.schema import ModelSpec
+from modelfleet.schema import ModelSpec, traffic_split
 from modelfleet.semver import VersionChange, classify
 
 
@@ -119,9 +119,8 @@ def traffic_of(model: ModelSpec) -> str | None:
         return None
     if serving.rollout.strategy == "progressive":
         return "stable 100%, new versions by progressive rollout (Flagger)"
-    weighted = [c for c in serving.candidates if c.weight is not None]
-    parts = [f"stable {100 - sum(c.weight or 0 for c in weighted)}%"]
-    parts += [f"{c.name} {c.weight}%" for c in weighted]
+    split = traffic_split(serving.candidates)
+    parts = [f"{name or 'stable'} {percent}%" for name, percent in split.items()]
     parts += [f"{c.name} mirrors {c.mirror}%" for c in serving.candidates
               if c.mirror is not None]
     return ", ".join(parts)

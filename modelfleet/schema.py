@@ -11,7 +11,7 @@ editors use is exported from the same classes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -346,6 +346,13 @@ class Candidate(Strict):
     """Percent of live traffic it answers; the stable version answers the rest."""
     mirror: int | None = Field(None, ge=1, le=100)
     """Percent of live traffic copied to it; its answers are discarded."""
+
+
+def traffic_split(candidates: Sequence[Candidate]) -> dict[str, int]:
+    """Percent of live traffic per candidate name, the stable version under "": it answers
+    what the weighted candidates do not (mirrors take a copy, not a share)."""
+    weighted = {c.name: c.weight for c in candidates if c.weight is not None}
+    return {"": 100 - sum(weighted.values()), **weighted}
 
 
 class Serving(PodSettings):
