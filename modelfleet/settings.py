@@ -198,22 +198,20 @@ class _Reader:
                 self._problem(key, f"'{item}' is not a namespace name")
         return found
 
-    def reference(self, key: str) -> str | None:
-        """`namespace/name` of an object, or None when not given."""
-        value = self.text(key)
+    def reference(self, key: str, default: str | None = None,
+                  form: str = "namespace/name") -> str | None:
+        """`namespace/name` of an object, `default` when not given; `form` names the shape
+        in the message."""
+        value = self.text(key) or default
         if value is None:
             return None
         namespace, slash, name = value.partition("/")
         if not slash or not _DNS_LABEL.match(namespace) or not _DNS_LABEL.match(name):
-            self._problem(key, f"'{value}' is not of the form namespace/name")
+            self._problem(key, f"'{value}' is not of the form {form}")
         return value
 
     def service_account(self, key: str, default: str) -> str:
-        value = self.text(key) or default
-        namespace, slash, name = value.partition("/")
-        if not slash or not _DNS_LABEL.match(namespace) or not _DNS_LABEL.match(name):
-            self._problem(key, f"'{value}' is not of the form namespace/serviceaccount")
-        return value
+        return self.reference(key, default, "namespace/serviceaccount") or default
 
     def pairs(self, key: str, default: str) -> tuple[tuple[str, str], ...]:
         """`key=value,key2=value2` as pairs."""
