@@ -21,10 +21,15 @@ from components.image import ImageBuild
 from components.model import CandidateRelease, DeployedModel, DeployedModelArgs
 from components.provenance import Provenance, StackScope
 from components.registry import ModelRegistryArgs
-from modelfleet.problems import ManifestError, Problem, SourceError
-from modelfleet.release import ModelRelease, Release, load_release
-from modelfleet.settings import CONFIG_KEYS, NAMESPACE, StackSettings
-from modelfleet.updates import change_report, deployed_record, version_conflicts, version_history
+from modelfleet.manifest.problems import ManifestError, Problem, SourceError
+from modelfleet.release.release import ModelRelease, Release, load_release
+from modelfleet.release.updates import (
+    change_report,
+    deployed_record,
+    version_conflicts,
+    version_history,
+)
+from modelfleet.stacks.settings import CONFIG_KEYS, NAMESPACE, StackSettings
 
 
 def read_settings() -> StackSettings:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import boto3  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
-from modelfleet import layout  # noqa: E402
+from modelfleet.release import layout  # noqa: E402
 from modelregistry.client import RegistryClient  # noqa: E402
 
 BUCKET = "registry-bench"

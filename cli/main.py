@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from cli import manifest, plan, registry, rollout
 from cli.arguments import Command
-from modelfleet.problems import ManifestError, SourceError
-from modelfleet.report import plural
+from modelfleet.diff.report import plural
+from modelfleet.manifest.problems import ManifestError, SourceError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,17 +9,17 @@ import sys
 from pathlib import Path
 
 from cli.arguments import Subparsers, file_argument
-from modelfleet.affected import stack_impacts
-from modelfleet.diff import diff_models
-from modelfleet.gitsource import FileAbsentError, ManifestText, read_manifest
-from modelfleet.history import history_json, model_history, render_history
-from modelfleet.jsonschema import SCHEMA_PATH, schema_text
-from modelfleet.load import check_source, load_manifest
-from modelfleet.manifest import Manifest
-from modelfleet.problems import SourceError
-from modelfleet.report import RENDERERS, plural
-from modelfleet.resolve import Resolution, resolve
-from modelfleet.stacks import list_stacks, load_stack
+from modelfleet.diff.compare import diff_models
+from modelfleet.diff.report import RENDERERS, plural
+from modelfleet.git.history import history_json, model_history, render_history
+from modelfleet.git.source import FileAbsentError, ManifestText, read_manifest
+from modelfleet.manifest.jsonschema import SCHEMA_PATH, schema_text
+from modelfleet.manifest.load import check_source, load_manifest
+from modelfleet.manifest.parse import Manifest
+from modelfleet.manifest.problems import SourceError
+from modelfleet.manifest.resolve import Resolution, resolve
+from modelfleet.stacks.affected import stack_impacts
+from modelfleet.stacks.config import list_stacks, load_stack
 
 
 def add_commands(commands: Subparsers) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cli.arguments import Subparsers
-from modelfleet.report import plural
+from modelfleet.diff.report import plural
 
 RISK_EXIT = 3
 LEVELS = ("info", "warning", "danger")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.arguments import Subparsers
-from modelfleet.report import plural
+from modelfleet.diff.report import plural
 from modelregistry.client import (
     Progress,
     PulledFile,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from cli.arguments import Subparsers, file_argument
-from modelfleet.report import render_text
+from modelfleet.diff.report import render_text
 from modelfleet.rollout import step
 
 

@@ -1,5 +1,5 @@
 """Pulumi ComponentResources, one concern per module.
 
-Components know validated manifest objects (`modelfleet.schema.ModelSpec`) and
+Components know validated manifest objects (`modelfleet.manifest.schema.ModelSpec`) and
 stack settings; they know nothing of YAML, git or files.
 """

@@ -14,8 +14,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components.provenance import Provenance
-from modelfleet.layout import ArtifactFileRecord, MetadataRecord, artifact_prefix, metadata_key
-from modelfleet.schema import ModelSpec
+from modelfleet.manifest.schema import ModelSpec
+from modelfleet.release.layout import (
+    ArtifactFileRecord,
+    MetadataRecord,
+    artifact_prefix,
+    metadata_key,
+)
 
 
 @dataclass(frozen=True)

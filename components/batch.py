@@ -37,8 +37,8 @@ from components.provenance import Provenance
 from components.queue import WorkQueue, WorkQueueArgs
 from components.serving import LIVE_PATH, READY_PATH
 from components.workload import ModelWorkloadArgs
-from modelfleet.layout import outputs_prefix, run_prefix
-from modelfleet.schema import Batch, BatchRun
+from modelfleet.manifest.schema import Batch, BatchRun
+from modelfleet.release.layout import outputs_prefix, run_prefix
 
 WORKER = "worker"
 RUN = "run"

@@ -18,7 +18,7 @@ from components.image import ImageBuild, ModelImage, built_image
 from components.provenance import Provenance
 from components.serving import ModelService, ModelServiceArgs
 from components.workload import RegistryAccess
-from modelfleet.schema import ModelSpec
+from modelfleet.manifest.schema import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from components.index import IndexEntry, RegistryIndex, RegistryIndexArgs
 from components.model import DeployedModel, DeployedModelArgs
 from components.provenance import StackScope
 from components.registry import ModelRegistry, ModelRegistryArgs
-from modelfleet.layout import IndexCandidate, metadata_key
+from modelfleet.release.layout import IndexCandidate, metadata_key
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pulumi_aws as aws
 import pulumi_docker as docker
 
 from components.provenance import Provenance
-from modelfleet.semver import label_safe
+from modelfleet.manifest.semver import label_safe
 
 DEFAULT_PLATFORM = "linux/amd64"
 

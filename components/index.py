@@ -15,8 +15,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.provenance import StackScope
-from modelfleet.layout import INDEX_KEY, IndexCandidate, IndexModel
-from modelfleet.layout import index_document as layout_index_document
+from modelfleet.release.layout import INDEX_KEY, IndexCandidate, IndexModel
+from modelfleet.release.layout import index_document as layout_index_document
 
 
 @dataclass(frozen=True)

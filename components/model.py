@@ -16,7 +16,7 @@ from components.registry import ModelRegistry
 from components.serving import ModelService, ModelServiceArgs
 from components.traffic import ModelRoute, ModelRouteArgs
 from components.workload import RegistryAccess
-from modelfleet.schema import ModelSpec
+from modelfleet.manifest.schema import ModelSpec
 
 
 @dataclass(frozen=True)

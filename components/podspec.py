@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster import ClusterSettings
 from components.provenance import Provenance
-from modelfleet.schema import PodSettings, Resources
+from modelfleet.manifest.schema import PodSettings, Resources
 
 RUN_AS = 10001
 """Above 10000, so the uid cannot collide with a host user (checkov CKV_K8S_40)."""

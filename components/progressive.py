@@ -21,7 +21,7 @@ from components.cluster import ClusterSettings
 from components.metrics import LATENCY_P99_MS, SUCCESS_RATE
 from components.provenance import Provenance, custom_metadata
 from components.traffic import model_path
-from modelfleet.schema import Serving
+from modelfleet.manifest.schema import Serving
 
 FLAGGER_API = "flagger.app/v1beta1"
 PROVIDER = "gatewayapi:v1"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pulumi
 
-from modelfleet.semver import label_safe
+from modelfleet.manifest.semver import label_safe
 
 MANAGED_BY = "modelfleet"
 LABEL_PREFIX = "modelfleet.dev"

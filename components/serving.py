@@ -36,7 +36,7 @@ from components.podspec import (
 from components.progressive import ProgressiveRollout, ProgressiveRolloutArgs
 from components.provenance import Provenance
 from components.workload import ModelWorkloadArgs
-from modelfleet.schema import Serving
+from modelfleet.manifest.schema import Serving
 
 COMPONENT = "server"
 SCALE_DOWN_WINDOW_SECONDS = 300

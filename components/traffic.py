@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster import ClusterSettings
 from components.provenance import Provenance, custom_metadata, workload_name
-from modelfleet.schema import Candidate, traffic_split
+from modelfleet.manifest.schema import Candidate, traffic_split
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 

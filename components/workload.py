@@ -8,7 +8,7 @@ import pulumi
 
 from components.cluster import ClusterSettings
 from components.provenance import Provenance
-from modelfleet.schema import ModelSpec
+from modelfleet.manifest.schema import ModelSpec
 
 
 @dataclass(frozen=True)

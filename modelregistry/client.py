@@ -1,7 +1,7 @@
 """Read a modelfleet registry over plain S3: models, versions, records, artifacts, runs.
 
 The registry is what a stack writes to its bucket (keys and documents as
-`modelfleet.layout` defines them); no server runs. Every failure is a
+`modelfleet.release.layout` defines them); no server runs. Every failure is a
 `RegistryError` with a one-line message that says what to do.
 """
 
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from modelfleet import layout
-from modelfleet.semver import Version, is_semver
+from modelfleet.manifest.semver import Version, is_semver
+from modelfleet.release import layout
 
 CHUNK = 1 << 20
 """Bytes read and hashed at a time."""

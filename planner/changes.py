@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelfleet.release import context_digest, file_sha256
+from modelfleet.release.release import context_digest, file_sha256
 from planner.placeholders import references_in
 from planner.recorder import Registration
 from planner.render import SECRET, plain

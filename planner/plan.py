@@ -22,8 +22,8 @@ from pulumi.runtime import resource as runtime_resource
 from pulumi.runtime.proto import source_pb2
 
 import program
-from modelfleet.gitsource import FileAbsentError, text_at
-from modelfleet.stacks import StackConfig, load_stack, parse_stack, project_file
+from modelfleet.git.source import FileAbsentError, text_at
+from modelfleet.stacks.config import StackConfig, load_stack, parse_stack, project_file
 from planner.changes import ResourceChange, resource_changes
 from planner.placeholders import placeholder_call, placeholder_outputs
 from planner.simulate import Simulation, simulate

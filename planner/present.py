@@ -8,8 +8,8 @@ import re
 from collections import Counter
 from typing import Any
 
-from modelfleet import report
-from modelfleet.report import show, to_json
+from modelfleet.diff import report
+from modelfleet.diff.report import show, to_json
 from planner.changes import PathChange, ResourceChange
 from planner.findings import Findings, findings_of
 from planner.grouping import STACK_WIDE, Grouped

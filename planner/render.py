@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pulumi.output import Unknown
 
-from modelfleet.release import file_sha256
+from modelfleet.release.release import file_sha256
 from planner.placeholders import references_in
 from planner.recorder import Registration
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelfleet.diff import FieldChange, ManifestDiff, ModelDiff, diff_models
-from modelfleet.updates import deployed_specs, recorded_versions, whole_numbers
+from modelfleet.diff.compare import FieldChange, ManifestDiff, ModelDiff, diff_models
+from modelfleet.release.updates import deployed_specs, recorded_versions, whole_numbers
 from planner.changes import ResourceChange
 from planner.grouping import STACK_WIDE, Grouped, model_of
 from planner.plan import Plan

@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelfleet.report import plural
-from modelfleet.updates import REBUILT_TAG, artifact_changes, slot_version
+from modelfleet.diff.report import plural
+from modelfleet.release.updates import REBUILT_TAG, artifact_changes, slot_version
 from planner.describe import artifact_files, image_candidate, scaling, short_type
 from planner.plan import Plan
 from planner.review import ModelView, document_changes, production

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet.report import plural
+from modelfleet.diff.report import plural
 from planner.recorder import Registration
 from planner.render import plain
 

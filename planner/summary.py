@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet.report import plural, show
+from modelfleet.diff.report import plural, show
 from planner.changes import ResourceChange
 from planner.describe import (
     artifact_files,

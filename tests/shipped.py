@@ -16,7 +16,7 @@ from typing import Any
 import git
 import pytest
 
-from modelfleet.stacks import load_stack
+from modelfleet.stacks.config import load_stack
 from planner.simulate import Simulation
 from tests.conftest import PROJECT
 from tests.deploy import run_stack

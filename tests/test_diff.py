@@ -7,11 +7,11 @@ import json
 import pytest
 
 from cli.main import main
-from modelfleet.diff import Status, diff_models
-from modelfleet.manifest import parse_manifest
-from modelfleet.resolve import resolve
-from modelfleet.schema import ModelSpec
-from modelfleet.semver import VersionChange, classify
+from modelfleet.diff.compare import Status, diff_models
+from modelfleet.manifest.parse import parse_manifest
+from modelfleet.manifest.resolve import resolve
+from modelfleet.manifest.schema import ModelSpec
+from modelfleet.manifest.semver import VersionChange, classify
 from tests.gitrepo import GitRepo
 
 REF = "registry.example/{name}@sha256:" + "d" * 64

@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelfleet.diff import Status, diff_models
-from modelfleet.schema import ModelSpec
+from modelfleet.diff.compare import Status, diff_models
+from modelfleet.manifest.schema import ModelSpec
 
 names = st.sampled_from(["fraud", "churn", "tagger", "ranker", "eta", "spam"])
 versions = st.builds(lambda a, b, c, pre: f"{a}.{b}.{c}" + (f"-rc.{pre}" if pre else ""),

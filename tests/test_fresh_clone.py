@@ -9,7 +9,7 @@ from pathlib import Path
 import git
 import pytest
 
-from modelfleet.stacks import list_stacks
+from modelfleet.stacks.config import list_stacks
 from tests.conftest import PROJECT
 from tests.gitrepo import GitRepo
 from tests.shipped import copy_project

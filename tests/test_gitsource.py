@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from modelfleet.gitsource import FileAbsentError, read_manifest
-from modelfleet.load import check_source
-from modelfleet.problems import ManifestError, SourceError
+from modelfleet.git.source import FileAbsentError, read_manifest
+from modelfleet.manifest.load import check_source
+from modelfleet.manifest.problems import ManifestError, SourceError
 from tests.gitrepo import GitRepo
 
 

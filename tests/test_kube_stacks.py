@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from modelfleet.quantities import canonical_quantity
+from modelfleet.manifest.quantities import canonical_quantity
 from planner.plan import plan_stack
 from planner.render import kubernetes_objects
 from tests.deploy import deploy

@@ -57,3 +57,12 @@ def test_only_the_entry_point_imports_the_command_line() -> None:
         if "venv" not in module.parts and "cli" in imported_packages(module)
     ]
     assert importers == ["modelfleet/__main__.py"]
+
+
+def test_the_core_package_is_grouped_by_concern() -> None:
+    """`modelfleet/` holds subpackages (manifest, git, stacks, diff, release, rollout), not
+    a flat list of modules: only the package's own `__init__` and `__main__` stand at its top."""
+    flat = sorted(module.name for module in (PROJECT / "modelfleet").glob("*.py"))
+    assert flat == ["__init__.py", "__main__.py"]
+    for package in ("manifest", "git", "stacks", "diff", "release", "rollout"):
+        assert (PROJECT / "modelfleet" / package / "__init__.py").is_file(), package

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from modelfleet import layout
+from modelfleet.release import layout
 from tests.conftest import PROJECT
 
 
 def test_the_model_servers_copy_of_the_layout_is_identical() -> None:
-    original = (PROJECT / "modelfleet/layout.py").read_bytes()
+    original = (PROJECT / "modelfleet/release/layout.py").read_bytes()
     copy = (PROJECT / "images/modelserver/layout.py").read_bytes()
-    assert copy == original, "copy modelfleet/layout.py to images/modelserver/layout.py"
+    assert copy == original, "copy modelfleet/release/layout.py to images/modelserver/layout.py"
 
 
 def test_keys_read_back_as_what_they_were_written_from() -> None:

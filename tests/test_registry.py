@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from modelfleet.release import file_sha256
+from modelfleet.release.release import file_sha256
 from planner.simulate import ProgramFailed, Simulation
 from tests.deploy import changed, deploy
 from tests.gitrepo import GitRepo

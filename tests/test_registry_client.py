@@ -22,7 +22,7 @@ import pytest
 
 from cli.main import main
 from cli.registry import PROGRESS_FROM_BYTES
-from modelfleet import layout
+from modelfleet.release import layout
 from modelregistry.client import RegistryClient, RegistryError
 from tests.conftest import PROJECT
 from tests.deploy import deploy

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from modelfleet.manifest import parse_manifest
-from modelfleet.problems import ManifestError
-from modelfleet.resolve import Resolution, resolve
+from modelfleet.manifest.parse import parse_manifest
+from modelfleet.manifest.problems import ManifestError
+from modelfleet.manifest.resolve import Resolution, resolve
 
 DIGEST = "b" * 64
 MANIFEST = f"""\

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from cli.main import main
-from modelfleet import layout
+from modelfleet.release import layout
 from tests.modelserver_support import free_port, save_model, server_env, trained_model
 from tests.registry_world import moto_s3, s3, versioned_bucket
 

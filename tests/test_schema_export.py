@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
-from modelfleet.jsonschema import SCHEMA_PATH, manifest_schema, schema_text
+from modelfleet.manifest.jsonschema import SCHEMA_PATH, manifest_schema, schema_text
 from tests.conftest import PROJECT
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet.stacks import list_stacks, load_stack
+from modelfleet.stacks.config import list_stacks, load_stack
 from planner.simulate import ProgramFailed, Simulation
 from tests.conftest import PROJECT
 from tests.gitrepo import GitRepo
@@ -253,7 +253,7 @@ def test_stack_files_name_only_known_keys() -> None:
 
 
 def test_an_unknown_stack_is_a_clear_error(tmp_path: Path) -> None:
-    from modelfleet.problems import SourceError
+    from modelfleet.manifest.problems import SourceError
 
     with pytest.raises(SourceError, match=r"no stack 'qa': stacks/Pulumi.qa.yaml does not exist "
                                           r"\(stacks: dev, growth-dev, prod, risk-prod, staging\)"):

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from modelfleet.problems import ManifestError
-from modelfleet.quantities import cpu_problem, memory_problem, parse_quantity
-from modelfleet.semver import Version, is_semver, label_safe
-from modelfleet.settings import StackSettings
+from modelfleet.manifest.problems import ManifestError
+from modelfleet.manifest.quantities import cpu_problem, memory_problem, parse_quantity
+from modelfleet.manifest.semver import Version, is_semver, label_safe
+from modelfleet.stacks.settings import StackSettings
 
 
 @pytest.mark.parametrize(("text", "value"), [

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from modelfleet.stacks import list_stacks
+from modelfleet.stacks.config import list_stacks
 from tests.conftest import PROJECT
 
 WORKFLOWS = PROJECT / ".github/workflows"

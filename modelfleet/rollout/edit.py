@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from modelfleet.problems import SourceError
+from modelfleet.manifest.problems import SourceError
 
 
 class RolloutError(SourceError):

@@ -12,15 +12,15 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelfleet.diff import ManifestDiff, diff_models
-from modelfleet.gitsource import FileAbsentError, read_manifest, text_at
-from modelfleet.manifest import Manifest, parse_manifest
-from modelfleet.problems import ManifestError, Problem, SourceError
-from modelfleet.resolve import resolve, validate_manifest
+from modelfleet.diff.compare import ManifestDiff, diff_models
+from modelfleet.git.source import FileAbsentError, read_manifest, text_at
+from modelfleet.manifest.parse import Manifest, parse_manifest
+from modelfleet.manifest.problems import ManifestError, Problem, SourceError
+from modelfleet.manifest.resolve import resolve, validate_manifest
+from modelfleet.manifest.rules import DirectoryPaths
 from modelfleet.rollout.edit import Edited, RolloutError
 from modelfleet.rollout.promote import promote_text
 from modelfleet.rollout.rollback import entry_text, rollback_text
-from modelfleet.rules import DirectoryPaths
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelfleet.problems import ManifestError, Problem
+from modelfleet.manifest.problems import ManifestError, Problem
 
 NAMESPACE = "modelfleet"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

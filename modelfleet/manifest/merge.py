@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet.yamldoc import Path
+from modelfleet.manifest.yamldoc import Path
 
 # Keys of which a layer may give one only: an environment that switches a model to
 # `artifact.path` drops the base layer's `artifact.uri` instead of holding both.

@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelfleet.diff import as_written, diff_models
-from modelfleet.release import ModelRelease, Release
-from modelfleet.report import render_text
-from modelfleet.schema import ModelSpec
+from modelfleet.diff.compare import as_written, diff_models
+from modelfleet.diff.report import render_text
+from modelfleet.manifest.schema import ModelSpec
+from modelfleet.release.release import ModelRelease, Release
 
 PREFIX = "modelfleet: "
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any, Literal, Protocol
 
-from modelfleet.schema import (
+from modelfleet.manifest.schema import (
     DEFAULT_SURGE,
     DEFAULT_UNAVAILABLE,
     GPU_SURGE,
     GPU_UNAVAILABLE,
     MODEL_NAME_MAX,
 )
-from modelfleet.yamldoc import Path
+from modelfleet.manifest.yamldoc import Path
 
 PathKind = Literal["file", "dir"]
 Finding = tuple[Path, str]

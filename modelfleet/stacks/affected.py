@@ -13,19 +13,19 @@ from pathlib import Path
 
 import git
 
-from modelfleet.diff import diff_models
-from modelfleet.gitsource import (
+from modelfleet.diff.compare import diff_models
+from modelfleet.git.source import (
     FileAbsentError,
     ManifestText,
     commit_at,
     open_repository,
     read_manifest,
 )
-from modelfleet.load import load_manifest
-from modelfleet.problems import ManifestError
-from modelfleet.resolve import resolve
-from modelfleet.schema import ModelSpec
-from modelfleet.stacks import StackConfig, list_stacks, load_stack
+from modelfleet.manifest.load import load_manifest
+from modelfleet.manifest.problems import ManifestError
+from modelfleet.manifest.resolve import resolve
+from modelfleet.manifest.schema import ModelSpec
+from modelfleet.stacks.config import StackConfig, list_stacks, load_stack
 
 PROGRAM = ("Pulumi.yaml", "__main__.py", "program.py", "requirements.txt", "components/",
            "modelfleet/", "images/", "artifacts/", "policy/")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelfleet.gitsource import ManifestText, read_manifest
-from modelfleet.manifest import Manifest, parse_manifest
-from modelfleet.problems import ManifestError
-from modelfleet.resolve import Resolution, resolve, validate_manifest
+from modelfleet.git.source import ManifestText, read_manifest
+from modelfleet.manifest.parse import Manifest, parse_manifest
+from modelfleet.manifest.problems import ManifestError
+from modelfleet.manifest.resolve import Resolution, resolve, validate_manifest
 
 
 def load_manifest(source: ManifestText) -> Manifest:

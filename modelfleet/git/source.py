@@ -16,8 +16,8 @@ from pathlib import Path, PurePosixPath
 import git
 from gitdb.exc import BadName, BadObject
 
-from modelfleet.problems import SourceError
-from modelfleet.rules import DirectoryPaths, LocalPaths, PathKind
+from modelfleet.manifest.problems import SourceError
+from modelfleet.manifest.rules import DirectoryPaths, LocalPaths, PathKind
 
 
 def text_digest(text: str) -> str:

@@ -15,15 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from modelfleet.gitsource import ManifestText, UnknownRefError
-from modelfleet.load import load_resolution
-from modelfleet.problems import ManifestError, Problem, SourceError
-from modelfleet.provenance import VersionHistory, VersionOrigin
-from modelfleet.resolve import Resolution, ResolvedModel
-from modelfleet.rules import dockerfile_of
-from modelfleet.schema import ModelSpec
-from modelfleet.settings import NAMESPACE, StackSettings
-from modelfleet.yamldoc import Path as Path_
+from modelfleet.git.provenance import VersionHistory, VersionOrigin
+from modelfleet.git.source import ManifestText, UnknownRefError
+from modelfleet.manifest.load import load_resolution
+from modelfleet.manifest.problems import ManifestError, Problem, SourceError
+from modelfleet.manifest.resolve import Resolution, ResolvedModel
+from modelfleet.manifest.rules import dockerfile_of
+from modelfleet.manifest.schema import ModelSpec
+from modelfleet.manifest.yamldoc import Path as Path_
+from modelfleet.stacks.settings import NAMESPACE, StackSettings
 
 _CHUNK = 1 << 20
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modelfleet.diff import FieldChange, ManifestDiff, ModelDiff, Status
+from modelfleet.diff.compare import FieldChange, ManifestDiff, ModelDiff, Status
 
 _SIGN = {Status.ADDED: "+", Status.REMOVED: "-", Status.CHANGED: "~"}
 KEPT_NOTE = "its artifacts and images stay in the registry"

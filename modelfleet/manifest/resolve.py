@@ -13,13 +13,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelfleet.manifest import Manifest, duplicate_names, model_scope, shape_problems
-from modelfleet.merge import Layer, Merged, merge_layers
-from modelfleet.messages import error_message
-from modelfleet.problems import ManifestError, Problem
-from modelfleet.rules import PathChecker, model_rules
-from modelfleet.schema import ManifestDocument, ModelSpec
-from modelfleet.yamldoc import Path, dotted
+from modelfleet.manifest.merge import Layer, Merged, merge_layers
+from modelfleet.manifest.messages import error_message
+from modelfleet.manifest.parse import Manifest, duplicate_names, model_scope, shape_problems
+from modelfleet.manifest.problems import ManifestError, Problem
+from modelfleet.manifest.rules import PathChecker, model_rules
+from modelfleet.manifest.schema import ManifestDocument, ModelSpec
+from modelfleet.manifest.yamldoc import Path, dotted
 
 SECTIONS = ("serving", "batch")
 

@@ -26,14 +26,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from modelfleet.quantities import (
+from modelfleet.manifest.quantities import (
     canonical_quantity,
     cpu_problem,
     gpu_problem,
     memory_problem,
     normalize_quantity,
 )
-from modelfleet.semver import SEMVER_PATTERN, is_semver
+from modelfleet.manifest.semver import SEMVER_PATTERN, is_semver
 
 API_VERSION = "modelfleet/v1"
 MODEL_NAME_MAX = 40

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelfleet.diff import ModelDiff, diff_models
-from modelfleet.gitsource import CommitInfo, commits_touching
-from modelfleet.manifest import parse_manifest
-from modelfleet.problems import ManifestError
-from modelfleet.report import show
-from modelfleet.resolve import resolve_models
-from modelfleet.schema import ModelSpec
+from modelfleet.diff.compare import ModelDiff, diff_models
+from modelfleet.diff.report import show
+from modelfleet.git.source import CommitInfo, commits_touching
+from modelfleet.manifest.parse import parse_manifest
+from modelfleet.manifest.problems import ManifestError
+from modelfleet.manifest.resolve import resolve_models
+from modelfleet.manifest.schema import ModelSpec
 
 
 @dataclass(frozen=True)

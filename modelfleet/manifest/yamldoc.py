@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from modelfleet.problems import Problem
+from modelfleet.manifest.problems import Problem
 
 Path = tuple[str | int, ...]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from modelfleet.gitsource import FileRevision, ManifestText, file_revisions, text_digest
+from modelfleet.git.source import FileRevision, ManifestText, file_revisions, text_digest
 
 UNCOMMITTED = "uncommitted"
 

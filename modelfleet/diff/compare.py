@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from modelfleet.schema import ModelSpec, traffic_split
-from modelfleet.semver import VersionChange, classify
+from modelfleet.manifest.schema import ModelSpec, traffic_split
+from modelfleet.manifest.semver import VersionChange, classify
 
 
 class Status(StrEnum):

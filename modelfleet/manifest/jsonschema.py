@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modelfleet.schema import ManifestDocument
+from modelfleet.manifest.schema import ManifestDocument
 
 SCHEMA_PATH = "schema/manifest.schema.json"
 SCHEMA_ID = "https://modelfleet.dev/schema/manifest.schema.json"

@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from modelfleet.messages import error_message
-from modelfleet.problems import ManifestError, Problem
-from modelfleet.schema import API_VERSION
-from modelfleet.yamldoc import Path, YamlDocument, dotted, parse_yaml
+from modelfleet.manifest.messages import error_message
+from modelfleet.manifest.problems import ManifestError, Problem
+from modelfleet.manifest.schema import API_VERSION
+from modelfleet.manifest.yamldoc import Path, YamlDocument, dotted, parse_yaml
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from modelfleet.problems import ManifestError, Problem, SourceError
+from modelfleet.manifest.problems import ManifestError, Problem, SourceError
 
 SECRET_PLACEHOLDER = "[secret]"
 

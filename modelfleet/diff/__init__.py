@@ -1,0 +1,1 @@
+"""The semantic diff of two manifests, and its report as text, Markdown or JSON."""

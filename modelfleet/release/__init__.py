@@ -1,0 +1,1 @@
+"""What one stack deploys: the release, what an update changes, and the registry's layout."""

@@ -1,0 +1,1 @@
+"""Stacks: their config files, their typed `modelfleet:*` settings, which ones a change affects."""
