@@ -298,6 +298,28 @@ CASES = {
         ["models.yaml:12: model 'fraud' (environment 'prod'): serving.replicas: min (6) is "
          "greater than max (4)"],
     ),
+    "pinned files: a key outside the prefix, a key twice, a single-object pin beside them": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            '{uri: "s3://training-output/fraud/model.joblib"}',
+            f'{{uri: "s3://weights/llm/", sha256: {DIGEST}, files: [\n'
+            f'      {{path: config.json, sha256: {DIGEST}, size: 10}},\n'
+            f'      {{path: ../secrets.json, sha256: {DIGEST}, size: 10}},\n'
+            f'      {{path: config.json, sha256: {DIGEST}, size: 10}}]}}'),
+        ["models.yaml:6: model 'fraud': artifact.sha256: give either `sha256` or `files`, "
+         "not both: each file carries its own",
+         "models.yaml:8: model 'fraud': artifact.files[1].path: '../secrets.json' is outside "
+         "the artifact's prefix; give the key below `uri` (no leading '/', no '.' or '..' "
+         "segments, no empty segments)",
+         "models.yaml:9: model 'fraud': artifact.files[2].path: 'config.json' is listed twice"],
+    ),
+    "pinned files on one object, not a prefix": (
+        "apiVersion: modelfleet/v1\nmodels:\n" + GOOD_MODEL.replace(
+            '{uri: "s3://training-output/fraud/model.joblib"}',
+            f'{{uri: "s3://weights/llm/model.bin", files: [{{path: a, sha256: {DIGEST}, '
+            'size: 1}]}'),
+        ["models.yaml:6: model 'fraud': artifact.files: lists the objects of a prefix, but "
+         "'s3://weights/llm/model.bin' names one object; end `uri` with '/'"],
+    ),
 }
 
 

@@ -68,6 +68,7 @@ def model_rules(model: dict[str, Any], paths: PathChecker | None) -> list[Findin
     found += _candidates(model)
     found += _exclusive(model, ("artifact",), "uri", "path")
     found += _version_pin(model)
+    found += _pinned_files(model, ("artifact",))
     found += _exclusive(model, ("image",), "build", "ref")
     if paths is not None:
         found += _local_paths(model, paths)
@@ -85,6 +86,7 @@ def _candidate_artifacts(model: dict[str, Any], paths: PathChecker | None) -> li
         at: Path = ("serving", "candidates", index)
         found += [(at + path, message)
                   for path, message in _exclusive(item, ("artifact",), "uri", "path")]
+        found += [(at + path, message) for path, message in _pinned_files(item, ("artifact",))]
         artifact = _at(item, ("artifact", "path"))
         if paths is not None and isinstance(artifact, str) and artifact \
                 and paths.kind(artifact) is None:
@@ -280,6 +282,37 @@ def _version_pin(model: dict[str, Any]) -> list[Finding]:
     if isinstance(uri, str) and uri.endswith("/"):
         return [(where, f"pins one object, but '{uri}' is a prefix; name the object in `uri`")]
     return []
+
+
+def _pinned_files(model: dict[str, Any], where: Path) -> list[Finding]:
+    """`artifact.files` pins every object of an S3 prefix: it needs a `uri` ending in `/`,
+    replaces the single-object pins (`sha256`, `versionId`), and names each key once."""
+    artifact = _at(model, where)
+    if not isinstance(artifact, dict) or not artifact.get("files"):
+        return []
+    found: list[Finding] = []
+    at = where + ("files",)
+    uri = artifact.get("uri")
+    if artifact.get("path") is not None:
+        found.append((at, "pins the objects of an S3 prefix, so it needs `uri`; an uploaded "
+                          "`path` is versioned by the model's version"))
+    elif isinstance(uri, str) and not uri.endswith("/"):
+        found.append((at, f"lists the objects of a prefix, but '{uri}' names one object; "
+                          "end `uri` with '/'"))
+    for single in ("sha256", "versionId"):
+        if artifact.get(single) is not None:
+            found.append((where + (single,), f"give either `{single}` or `files`, not both: "
+                                             "each file carries its own"))
+    files = artifact["files"]
+    if isinstance(files, list):
+        seen: set[str] = set()
+        for index, item in enumerate(files):
+            key = item.get("path") if isinstance(item, dict) else None
+            if isinstance(key, str):
+                if key in seen:
+                    found.append((at + (index, "path"), f"'{key}' is listed twice"))
+                seen.add(key)
+    return found
 
 
 def _local_paths(model: dict[str, Any], paths: PathChecker) -> list[Finding]:

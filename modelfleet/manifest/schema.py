@@ -125,6 +125,17 @@ def _relative_path(value: str) -> str | None:
     return None
 
 
+def _object_path(value: str) -> str | None:
+    """A key below the artifact's prefix: fetched to a folder, so it cannot leave either."""
+    parts = value.split("/")
+    if not value.strip():
+        return "must not be empty"
+    if value.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        return (f"'{value}' is outside the artifact's prefix; give the key below `uri` "
+                "(no leading '/', no '.' or '..' segments, no empty segments)")
+    return None
+
+
 def _image_ref(value: str) -> str | None:
     if re.match(_IMAGE_REF, value):
         return None
@@ -177,6 +188,8 @@ ArtifactUri = Annotated[str, _checked(_plain_key(
 VersionId = Annotated[str, _checked(_version_id),
                       _text_schema(_VERSION_ID, "S3 object version ID (opaque, at most 1024 "
                                                 "characters)")]
+ObjectPath = Annotated[str, _checked(_object_path),
+                       _text_schema(r"^[^/]", "object key relative to the artifact's prefix")]
 RelativePath = Annotated[str, _checked(_relative_path),
                          _text_schema(r"^[^/]", "path relative to the manifest's folder")]
 ImageRef = Annotated[str, _checked(_image_ref),
@@ -404,6 +417,20 @@ class Batch(PodSettings):
     """Partitioned runs; adding one starts it, the others are left alone."""
 
 
+class ArtifactFile(Strict):
+    """One object of a pinned S3 prefix (an LLM's weights, an adapter): fetched and verified."""
+
+    path: ObjectPath
+    """The object's key below the artifact's `uri` prefix (`config.json`,
+    `model-00001-of-00002.safetensors`): never absolute, never `..`."""
+    sha256: Sha256
+    """The object's SHA-256, checked before the engine starts."""
+    size: int = Field(ge=0)
+    """The object's size in bytes."""
+    version_id: VersionId | None = Field(None, alias="versionId")
+    """Pins the exact S3 object version of this file."""
+
+
 class Artifact(Strict):
     uri: ArtifactUri | None = None
     """An artifact already in S3; referenced, not copied."""
@@ -414,6 +441,9 @@ class Artifact(Strict):
     """A file or folder next to the manifest; uploaded to the registry."""
     sha256: Sha256 | None = None
     """Integrity pin: the model server refuses an artifact with another digest."""
+    files: list[ArtifactFile] = []
+    """Every object of a `uri` prefix with its sha256 and size (`python -m modelfleet
+    artifact lock` fills it): exactly those objects are fetched and verified."""
 
 
 class Build(Strict):
