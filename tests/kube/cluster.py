@@ -22,7 +22,8 @@ from tests.kube.controlplane import ControlPlane, missing_binaries
 from tests.kube.kubectl import Kubectl, eventually
 
 PROJECT = Path(__file__).resolve().parent.parent.parent
-CRD_FOLDERS = ("keda", "gateway-api", "flagger")
+CRD_FOLDERS = ("keda", "gateway-api", "flagger", "gateway-api-inference-extension",
+               "prometheus-operator")
 HOW_TO_GET = ("set KUBEBUILDER_ASSETS to a folder with etcd, kube-apiserver, kubectl and "
               "kube-controller-manager v1.36 (e.g. `export KUBEBUILDER_ASSETS=$(setup-envtest "
               "use 1.36 -p path)` plus kube-controller-manager from the Kubernetes server "
@@ -53,7 +54,9 @@ def crds_folder() -> Path:
     if missing:
         unavailable(f"no CRDs for {', '.join(missing)} in {folder}: set MODELFLEET_KUBE_CRDS "
                     "to a folder with keda/ (kedacore/keda config/crd/bases, v2.20), "
-                    "gateway-api/ (standard channel, v1.6) and flagger/ (v1.44 crd.yaml)")
+                    "gateway-api/ (standard channel, v1.6), flagger/ (v1.44 crd.yaml), "
+                    "gateway-api-inference-extension/ (config/crd/bases, v1.6) and "
+                    "prometheus-operator/ (example/prometheus-operator-crd, v0.93)")
     return folder
 
 
