@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import random
+import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,11 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
+from modelserver import storage
+from modelserver.batch import QueueWorker, full_jitter
+from modelserver.metrics import Metrics
+from modelserver.models import load_predictor
+from modelserver.settings import Settings
 from moto.server import ThreadedMotoServer
 
 from tests.modelserver_support import (
@@ -55,7 +64,7 @@ def model() -> Any:
 def world(aws: dict[str, str], request: pytest.FixtureRequest,
           tmp_path: Path) -> dict[str, Any]:
     """A fresh bucket and a queue with a dead-letter queue (redrive after 2 receives)."""
-    suffix = request.node.name.replace("_", "-")[-40:].strip("-")
+    suffix = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[-40:].strip("-")
     s3 = boto3.client("s3")
     sqs = boto3.client("sqs")
     bucket = f"{BUCKET}-{suffix}"[:63].strip("-")
@@ -158,7 +167,7 @@ def test_a_poisoned_message_ends_in_the_dead_letter_queue(
     world["sqs"].send_message(QueueUrl=world["queue"], MessageBody=json.dumps(
         {"input": f"s3://{world['bucket']}/inputs/churn/missing.jsonl"}))
     world["sqs"].send_message(QueueUrl=world["queue"], MessageBody=json.dumps({"input": good}))
-    process = worker(world, aws, upload_model(world, model, tmp_path))
+    process = worker(world, aws, upload_model(world, model, tmp_path), RETRY_BASE_SECONDS="1")
     wait_until(lambda: depth(world, "dead") == 2 and depth(world, "queue") == 0, timeout=90)
     code, log = stop(process)
     assert code == 0
@@ -275,3 +284,125 @@ def test_an_unknown_object_version_stops_the_server_with_one_line(
     assert "Traceback" not in result.stderr
     assert (f"cannot download s3://{bucket}/training/m.joblib (object version "
             "no-such-version)") in result.stderr
+
+
+@pytest.fixture
+def in_process(world: dict[str, Any], model: Any,
+               tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A QueueWorker in this process, on the world's queue, with a recording SQS client.
+
+    `requested` collects every ChangeMessageVisibility the worker asks SQS for; the draw of
+    the backoff's jitter is its ceiling (`uniform` returns `high`), so each request is exact.
+    """
+    storage.s3.cache_clear()  # boto3 clients made for another moto server must not be reused
+    client = boto3.client("sqs")
+    requested: list[dict[str, Any]] = []
+    client.meta.events.register("provide-client-params.sqs.ChangeMessageVisibility",
+                                lambda params, **_: requested.append(dict(params)))
+    settings = Settings(model_name="churn", model_version="1.2.0", model_uri="unused",
+                        mode="worker", queue_url=world["queue"],
+                        output_uri=f"s3://{world['bucket']}/outputs/churn/",
+                        visibility_timeout_seconds=30, retry_base_seconds=4, poll_seconds=0)
+    predictor = load_predictor(str(save_model(model, tmp_path / "model")), tmp_path / "cache")
+    metrics = Metrics()
+    queue_worker = QueueWorker(settings, predictor, metrics, threading.Event(), client=client,
+                               uniform=lambda low, high: high)
+    yield {"worker": queue_worker, "requested": requested, "metrics": metrics}
+    storage.s3.cache_clear()
+
+
+def deliver(world: dict[str, Any], queue: str) -> dict[str, Any]:
+    """The queue's next message, as the worker receives it: with its ApproximateReceiveCount."""
+    (message,) = world["sqs"].receive_message(
+        QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=0,
+        AttributeNames=["ApproximateReceiveCount"])["Messages"]
+    return dict(message)
+
+
+def hidden(world: dict[str, Any], queue: str) -> bool:
+    """True when the queue's one message is in flight: nothing can receive it now."""
+    received = world["sqs"].receive_message(QueueUrl=queue, MaxNumberOfMessages=1,
+                                            WaitTimeSeconds=0)
+    counts = world["sqs"].get_queue_attributes(QueueUrl=queue, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return not received.get("Messages") and counts == {
+        "ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "1"}
+
+
+def time_passes(world: dict[str, Any], queue: str, message: dict[str, Any]) -> None:
+    """The backoff elapses: the message is visible again (as SQS would make it, later)."""
+    world["sqs"].change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"],
+                                           VisibilityTimeout=0)
+
+
+def test_a_failing_message_is_hidden_for_a_backoff_that_doubles_up_to_the_visibility_timeout(
+        world: dict[str, Any], in_process: dict[str, Any]) -> None:
+    """On a queue without a dead-letter queue, delivery after delivery of a message whose
+    input is missing: never handed straight back, its ceiling doubles from
+    RETRY_BASE_SECONDS (4) per delivery, and the queue's visibility timeout (30) caps it."""
+    queue = world["sqs"].create_queue(QueueName=f"{world['bucket'][-30:]}-no-dlq",
+                                      Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    in_process["worker"].settings = Settings(**{
+        **in_process["worker"].settings.__dict__, "queue_url": queue})
+    world["sqs"].send_message(QueueUrl=queue, MessageBody=json.dumps(
+        {"input": f"s3://{world['bucket']}/inputs/churn/not-yet-there.jsonl"}))
+    receives = []
+    for _ in range(6):
+        message = deliver(world, queue)
+        receives.append(int(message["Attributes"]["ApproximateReceiveCount"]))
+        assert in_process["worker"].handle(message) is False
+        assert hidden(world, queue), f"delivery {receives[-1]} was handed straight back"
+        time_passes(world, queue, message)
+    assert receives == [1, 2, 3, 4, 5, 6]
+    assert [r["VisibilityTimeout"] for r in in_process["requested"]] == [4, 8, 16, 30, 30, 30]
+    assert all(r["QueueUrl"] == queue for r in in_process["requested"])
+    failed = in_process["metrics"].messages.labels("churn", "failed")._value.get()
+    assert failed == 6
+
+
+def test_full_jitter_draws_between_zero_and_the_capped_ceiling() -> None:
+    assert full_jitter(1, 10, 900, lambda low, high: low) == 0
+    assert full_jitter(1, 10, 900, lambda low, high: high) == 10
+    assert full_jitter(4, 10, 900, lambda low, high: high) == 80
+    assert full_jitter(10_000, 10, 900, lambda low, high: high) == 900, "no overflow, capped"
+    assert full_jitter(3, 10, 86_400, lambda low, high: 1e9) == 40, "never above the ceiling"
+    assert full_jitter(30, 10, 86_400, lambda low, high: high) == 43_200, "SQS's 12 hours"
+    draws = [full_jitter(5, 10, 900, random.Random(seed).uniform) for seed in range(200)]
+    assert all(0 <= d <= 160 for d in draws)
+    assert min(draws) < 40, "full jitter reaches down towards 0"
+    assert max(draws) > 120, "and up towards the ceiling, 160"
+
+
+@pytest.mark.parametrize("body", [
+    "{path}", "file://{path}", '{{"input": "{path}"}}', '{{"input": "file://{path}"}}',
+    "{{this is not json", '["s3://bucket/key"]', '{{"inputs": "s3://bucket/key"}}',
+    "s3://{bucket}/inputs/churn/rows.jsonl"], ids=[
+    "local-path", "file-uri", "job-naming-a-path", "job-naming-a-file-uri", "not-json",
+    "json-list", "no-input-key", "bare-s3-uri"])
+def test_a_body_that_is_not_a_json_job_is_rejected_and_never_read_as_a_file(
+        world: dict[str, Any], in_process: dict[str, Any], tmp_path: Path, body: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Bodies naming a readable rows file on the worker's own disk, or nothing usable: each
+    is rejected (logged as such), predicts nothing, and reaches the dead-letter queue by its
+    receives (the world's redrive policy: after 2)."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"id": "a", "features": [1, 2, 3, 4]}) + "\n")
+    put_rows(world, "inputs/churn/rows.jsonl", np.ones((1, 4)))
+    world["sqs"].send_message(QueueUrl=world["queue"],
+                              MessageBody=body.format(path=rows, bucket=world["bucket"]))
+    with caplog.at_level(logging.ERROR, logger="modelserver"):
+        for _ in range(2):
+            message = deliver(world, world["queue"])
+            assert in_process["worker"].handle(message) is False
+            assert hidden(world, world["queue"])
+            time_passes(world, world["queue"], message)
+    assert outputs(world) == {}, "nothing was predicted"
+    assert not world["sqs"].receive_message(QueueUrl=world["queue"], WaitTimeSeconds=0).get(
+        "Messages"), "the third receive moved it to the dead-letter queue"
+    assert depth(world, "dead") == 1
+    rejections = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert len(rejections) == 2
+    assert "not JSON" in rejections[0] or "not a JSON job" in rejections[0] or \
+        "not an S3 object" in rejections[0]
+    assert in_process["metrics"].messages.labels("churn", "rejected")._value.get() == 2
+    assert [r["VisibilityTimeout"] for r in in_process["requested"]] == [4, 8]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ class Settings:
     partitions: int = 1
     partition: int = 0
     visibility_timeout_seconds: int = 900
+    """The queue's visibility timeout: how long a received message stays hidden, and the
+    cap of a failed message's backoff."""
+    retry_base_seconds: float = 10.0
+    """RETRY_BASE_SECONDS: a failed message's first backoff ceiling, doubled per delivery."""
     batch_size: int = 256
     poll_seconds: int = 5
     grace_seconds: float = 25.0
@@ -68,6 +73,7 @@ class Settings:
             partitions=_integer(env, "PARTITIONS", 1),
             partition=_integer(env, "JOB_COMPLETION_INDEX", 0),
             visibility_timeout_seconds=_integer(env, "VISIBILITY_TIMEOUT_SECONDS", 900),
+            retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 10.0),
             batch_size=_integer(env, "BATCH_SIZE", 256),
             poll_seconds=_integer(env, "POLL_SECONDS", 5),
             grace_seconds=float(env.get("GRACE_SECONDS", "25")),
@@ -76,6 +82,12 @@ class Settings:
             raise SettingsError("worker mode needs QUEUE_URL and OUTPUT_URI")
         if mode == "job" and not (settings.input_uri and settings.output_uri):
             raise SettingsError("job mode needs INPUT_URI and OUTPUT_URI")
+        if not 0 < settings.visibility_timeout_seconds <= 43200:
+            raise SettingsError("VISIBILITY_TIMEOUT_SECONDS must be 1 to 43200 (SQS's 12 hours),"
+                                f" not {settings.visibility_timeout_seconds}")
+        if not 0 <= settings.retry_base_seconds <= 43200:
+            raise SettingsError("RETRY_BASE_SECONDS must be 0 to 43200, not "
+                                f"{settings.retry_base_seconds}")
         if not 0 <= settings.grpc_port <= 65535:
             raise SettingsError(f"MODEL_GRPC_PORT must be a port (1-65535) or 0 for no gRPC, "
                                 f"not {settings.grpc_port}")
@@ -93,3 +105,16 @@ def _integer(env: Mapping[str, str], key: str, default: int) -> int:
         return int(str(value))
     except ValueError as error:
         raise SettingsError(f"{key} must be a whole number, not '{value}'") from error
+
+
+def _number(env: Mapping[str, str], key: str, default: float) -> float:
+    value = env.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(str(value))
+    except ValueError as error:
+        raise SettingsError(f"{key} must be a number of seconds, not '{value}'") from error
+    if not math.isfinite(number):
+        raise SettingsError(f"{key} must be a number of seconds, not '{value}'")
+    return number
