@@ -124,10 +124,12 @@ def worker_identity(args: BatchWorkersArgs, queue: WorkQueue) -> WorkloadIdentit
         queue_arn, bucket, key_arn = values
         registry = f"arn:aws:s3:::{bucket}"
         found: list[dict[str, Any]] = [
+            # What images/modelserver/batch.py calls, nothing more: it is given QUEUE_URL
+            # (no GetQueueUrl) and never reads the queue's attributes (KEDA's scaler role
+            # reads the depth).
             {"Sid": "ConsumeOwnQueue", "Effect": "Allow",
              "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage",
-                        "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
-                        "sqs:GetQueueUrl"],
+                        "sqs:ChangeMessageVisibility"],
              "Resource": queue_arn},
             {"Sid": "ReadModelAndInputs", "Effect": "Allow", "Action": ["s3:GetObject"],
              "Resource": [f"{registry}/models/{model}/*", f"{registry}/inputs/{model}/*",

@@ -105,16 +105,24 @@ def read_prefix(bucket: str, prefix: str, sid: str) -> list[dict[str, Any]]:
 def read_uri(uri: str, sid: str, version_id: str | None = None) -> list[dict[str, Any]]:
     """Read one artifact given as `s3://bucket/key` (or everything below `key/`).
 
-    With `version_id` (a pinned S3 object version), also `s3:GetObjectVersion` on
-    that one object: S3 requires it for a GET that names a version.
+    With `version_id` (a pinned S3 object version): only `s3:GetObjectVersion` on that
+    key, under the condition `s3:VersionId` equals the pin, and no `s3:GetObject`, so the
+    role can read the pinned version and no other (not the current one either). A GET or
+    HEAD that names a version needs `s3:GetObjectVersion` and not `s3:GetObject` (Amazon
+    S3 API Reference, GetObject and HeadObject, "Permissions"); `s3:VersionId` is the
+    condition key of `s3:GetObjectVersion` that filters by object version (Service
+    Authorization Reference, "Actions, resources, and condition keys for Amazon S3").
+    The model server asks for nothing else: boto3's `download_file` with `VersionId` is a
+    HEAD and ranged GETs of that version. Read, not run: no IAM evaluates policies here.
     """
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     if key.endswith("/"):
         return read_prefix(bucket, key, sid)
-    actions = ["s3:GetObject"]
     if version_id:
-        actions.append("s3:GetObjectVersion")
-    return [{"Sid": f"{sid}Object", "Effect": "Allow", "Action": actions,
+        return [{"Sid": f"{sid}Version", "Effect": "Allow", "Action": ["s3:GetObjectVersion"],
+                 "Resource": f"arn:aws:s3:::{bucket}/{key}",
+                 "Condition": {"StringEquals": {"s3:VersionId": version_id}}}]
+    return [{"Sid": f"{sid}Object", "Effect": "Allow", "Action": ["s3:GetObject"],
              "Resource": f"arn:aws:s3:::{bucket}/{key}"}]
 
 

@@ -372,3 +372,40 @@ def test_a_removed_candidates_image_is_not_counted_as_lost(
     (deletion,) = [r for r in planned["risks"] if r["kind"] == "deletion"]
     assert "Deployment fraud-detector-challenger" in deletion["message"]
     assert "Image " not in deletion["message"], "pulumi-docker never deletes a pushed tag"
+
+
+def test_pinning_an_object_version_narrows_the_role_to_that_version_in_the_plan(
+        project: GitRepo, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A pin grants s3:GetObjectVersion of that version only; a new pin moves the grant."""
+    uri = "      uri: s3://training-output/fraud/1.4.2/model.joblib\n"
+    key = "arn:aws:s3:::training-output/fraud/1.4.2/model.joblib"
+    edit(project, "models.yaml", uri, uri + '      versionId: "3HL4kqtJlcpXroDTDmJ.wLeqS7qPk2Zt"\n',
+         "fraud-detector: pin the artifact's object version")
+    planned = document(project, capsys)
+    lines = by_model(planned)["fraud-detector"]["lines"]
+    pinned = ('s3:GetObjectVersion on ' + key + ' when {"StringEquals": '
+              '{"s3:VersionId": "3HL4kqtJlcpXroDTDmJ.wLeqS7qPk2Zt"}}')
+    assert f"fraud-detector-server-policy now allows {pinned}" in lines
+    assert f"fraud-detector-server-policy no longer allows s3:GetObject on {key}" in lines
+    (widened,) = [r for r in planned["risks"] if r["kind"] == "iam-widened"]
+    assert widened["granted"] == [pinned]
+    assert "drops 1 grant it had" in widened["message"]
+
+    edit(project, "models.yaml", 'versionId: "3HL4kqtJlcpXroDTDmJ.wLeqS7qPk2Zt"',
+         'versionId: "Lr7dUs1qvNJq2B0ayzxAYf7vJw0DJ2Xp"', "fraud-detector: another object version")
+    planned = document(project, capsys)
+    (widened,) = [r for r in planned["risks"] if r["kind"] == "iam-widened"]
+    assert widened["granted"] == [pinned.replace("3HL4kqtJlcpXroDTDmJ.wLeqS7qPk2Zt",
+                                                 "Lr7dUs1qvNJq2B0ayzxAYf7vJw0DJ2Xp")]
+    assert f"fraud-detector-server-policy no longer allows {pinned}" in \
+        by_model(planned)["fraud-detector"]["lines"]
+    code, _, _ = plan(project, capsys, "--stack", "dev", "--base", "HEAD~1", "--format", "json",
+                      "--render", str(tmp_path / "rendered"))
+    assert code == 0
+    rendered = json.loads((tmp_path / "rendered/aws/RolePolicy-fraud-detector-server-policy.json")
+                          .read_text())
+    statements = json.loads(rendered["inputs"]["policy"])["Statement"]
+    assert [s for s in statements if "training-output" in json.dumps(s)] == [{
+        "Sid": "ReadArtifactVersion", "Effect": "Allow", "Action": ["s3:GetObjectVersion"],
+        "Resource": key,
+        "Condition": {"StringEquals": {"s3:VersionId": "Lr7dUs1qvNJq2B0ayzxAYf7vJw0DJ2Xp"}}}]

@@ -438,9 +438,13 @@ models:
     policy = json.loads(simulation.find("aws:iam/rolePolicy:RolePolicy",
                                         "churn-worker-policy").inputs["policy"])
     versioned = [s for s in policy["Statement"] if "s3:GetObjectVersion" in s["Action"]]
-    assert versioned == [{"Sid": "ReadArtifactObject", "Effect": "Allow",
-                          "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                          "Resource": "arn:aws:s3:::training-output/churn/model.joblib"}]
+    assert versioned == [{"Sid": "ReadArtifactVersion", "Effect": "Allow",
+                          "Action": ["s3:GetObjectVersion"],
+                          "Resource": "arn:aws:s3:::training-output/churn/model.joblib",
+                          "Condition": {"StringEquals": {"s3:VersionId": PINNED_VERSION}}}]
+    assert not [s for s in policy["Statement"] if "s3:GetObject" in s["Action"]
+                and "training-output" in json.dumps(s["Resource"])], \
+        "the current object (any version but the pin) is not readable"
 
 
 def test_an_unpinned_artifact_gets_no_object_version_anywhere(dev: Simulation) -> None:

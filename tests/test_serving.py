@@ -337,6 +337,10 @@ def test_a_pinned_object_version_reaches_the_server_and_its_role(project: GitRep
     env = {e["name"]: e["value"] for e in container(pinned, "fraud")["env"]}
     assert env["MODEL_OBJECT_VERSION"] == "3HL4kqtJlcpXro"
     found = {s["Sid"]: s for s in statements(pinned, "fraud-server-policy")}
-    assert found["ReadArtifactObject"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
-    assert found["ReadArtifactObject"]["Resource"] == \
-        "arn:aws:s3:::training-output/fraud/model.joblib"
+    assert found["ReadArtifactVersion"] == {
+        "Sid": "ReadArtifactVersion", "Effect": "Allow", "Action": ["s3:GetObjectVersion"],
+        "Resource": "arn:aws:s3:::training-output/fraud/model.joblib",
+        "Condition": {"StringEquals": {"s3:VersionId": "3HL4kqtJlcpXro"}}}
+    on_the_key = [s for s in found.values() if "training-output" in json.dumps(s["Resource"])]
+    assert on_the_key == [found["ReadArtifactVersion"]], \
+        "only the pinned version: no s3:GetObject (the current object), no other version"
