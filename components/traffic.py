@@ -6,6 +6,17 @@ The route matches the model's Open Inference Protocol paths (`/v2/models/<name>`
 sends them to the stable version's Service, to each weighted candidate's Service by its
 weight (`backendRefs`), and copies them to each shadow (`RequestMirror` filters, whose
 answers the gateway discards).
+
+With candidates, a request that pins a version (`/v2/models/<name>/versions/<v>/...`, the
+protocol's way to ask for one version) goes to the Service that serves `<v>`, never by
+weight to another version that would answer 404: one more rule per served version (the
+stable one and each weighted candidate) matches the longer PathPrefix
+`/v2/models/<name>/versions/<v>`, and the Gateway API gives the longest matching prefix
+precedence over the model's own ("Prefix path match with largest number of characters",
+HTTPRouteRule.matches, Gateway API v1.6.1 `config/crd/standard/
+gateway.networking.k8s.io_httproutes.yaml`). A shadow's version gets no rule: its answers
+are never served, so a request pinned to it goes the weighted way (and is mirrored), as
+before.
 """
 
 from __future__ import annotations
@@ -49,27 +60,47 @@ class ModelRoute(pulumi.ComponentResource):
         self.register_outputs({"path": self.path})
 
 
+MAX_RULES = 16
+"""An HTTPRoute's rules (`spec.rules` maxItems, Gateway API v1.6.1 CRD): the model's path and
+one per served version, so at most 14 weighted candidates."""
+
+
 def model_path(model: str) -> str:
     return f"/v2/models/{model}"
 
 
+def version_path(model: str, version: str) -> str:
+    """The Open Inference Protocol's path prefix of one version of a model."""
+    return f"{model_path(model)}/versions/{version}"
+
+
 def route_spec(args: ModelRouteArgs) -> dict[str, Any]:
+    """The route: the model's path by weight (and mirrors); with candidates, each served
+    version's path to its own Service."""
     namespace, gateway = args.cluster.gateway_ref
     model = args.provenance.model
 
-    def service(candidate: str) -> str:
-        return workload_name(model, candidate or None)
+    def backend(candidate: str) -> dict[str, Any]:
+        return {"name": workload_name(model, candidate or None), "port": args.port}
 
-    backends = [{"name": service(name), "port": args.port, "weight": weight}
+    backends = [{**backend(name), "weight": weight}
                 for name, weight in traffic_split(args.candidates).items()]
     mirrors = [{"type": "RequestMirror", "requestMirror": {
-        "backendRef": {"name": service(c.name), "port": args.port}, "percent": c.mirror}}
+        "backendRef": backend(c.name), "percent": c.mirror}}
         for c in args.candidates if c.mirror is not None]
     rule: dict[str, Any] = {
         "matches": [{"path": {"type": "PathPrefix", "value": model_path(model)}}],
         "backendRefs": backends}
     if mirrors:
         rule["filters"] = mirrors
+    rules = [rule]
+    if args.candidates:
+        served = [("", args.provenance.version)] + [
+            (c.name, c.version) for c in args.candidates if c.weight is not None]
+        rules += [{"matches": [{"path": {"type": "PathPrefix",
+                                         "value": version_path(model, version)}}],
+                   "backendRefs": [{**backend(name), "weight": 100}]}
+                  for name, version in served]
     return {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
                             "name": gateway, "namespace": namespace}],
-            "rules": [rule]}
+            "rules": rules}

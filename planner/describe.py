@@ -82,10 +82,22 @@ def is_route(registration: Registration) -> bool:
 
 
 def traffic(registration: Registration) -> str:
-    """Where an HTTPRoute sends requests: backends by share of weight, and mirrors."""
+    """Where an HTTPRoute sends requests: backends by share of weight, and mirrors. Rules for
+    one pinned version's path (`/v2/models/<m>/versions/<v>`, components/traffic.py) share
+    nothing out and follow the versions deployed, so they are not traffic."""
     rules = (plain(registration.inputs).get("spec") or {}).get("rules") or []
-    described = [_rule(rule) for rule in rules]
+    described = [_rule(rule) for rule in rules if not _pinned_version(rule)]
     return " | ".join(d for d in described if d) or "no backends"
+
+
+def _pinned_version(rule: dict[str, Any]) -> str | None:
+    """The version a rule's one PathPrefix match pins (`/v2/models/<m>/versions/<v>`)."""
+    matches = rule.get("matches") or []
+    if len(matches) != 1 or not isinstance(matches[0], dict):
+        return None
+    value = str((matches[0].get("path") or {}).get("value", ""))
+    head, found, version = value.rpartition("/versions/")
+    return version if found and head.startswith("/v2/models/") and "/" not in version else None
 
 
 def _rule(rule: dict[str, Any]) -> str:

@@ -214,6 +214,11 @@ def test_routes_candidates_and_flagger_canaries_are_accepted(
                               workload["metadata"]["name"])
     route = cluster.kubectl.get("httproute", "fraud", namespace)["spec"]
     assert [b["weight"] for b in route["rules"][0]["backendRefs"]] == [90, 10]
+    pinned = {r["matches"][0]["path"]["value"]: [b["name"] for b in r["backendRefs"]]
+              for r in route["rules"][1:]}
+    assert pinned == {"/v2/models/fraud/versions/1.4.2": ["fraud"],
+                      "/v2/models/fraud/versions/1.5.0": ["fraud-challenger"]}, \
+        "each served version's path to its own Service, as stored by the API server"
 
 
 def flagger_primary(deployment: dict[str, Any], replicas: int) -> dict[str, Any]:

@@ -113,6 +113,26 @@ def test_traffic_weights_and_mirrors_of_an_httproute_are_summarized() -> None:
         "fraud-detector-canary 10%; mirrored to fraud-detector-shadow (5%)",)
 
 
+def test_a_routes_version_paths_are_not_counted_as_traffic_shares() -> None:
+    """The route of a model with a canary also sends each version's own path to its
+    Service (100% each): the traffic line still says how live traffic is shared."""
+    def pinned(version: str, service: str) -> dict[str, Any]:
+        return {"matches": [{"path": {"type": "PathPrefix",
+                                      "value": f"/v2/models/fraud-detector/versions/{version}"}}],
+                "backendRefs": [{"name": service, "port": 8080, "weight": 100}]}
+    before = [route({"fraud-detector": 1})]
+    after = route({"fraud-detector": 90, "fraud-detector-challenger": 10})
+    after.inputs["spec"]["rules"] += [pinned("1.4.2", "fraud-detector"),
+                                      pinned("1.5.0", "fraud-detector-challenger")]
+    spec = {"name": "fraud-detector", "version": "1.4.2"}
+    view = ModelView("fraud-detector", before, [after], resource_changes(before, [after]),
+                     old=spec, new=spec)
+    (summary,) = summarize([view])
+    assert summary.lines == (
+        "traffic of HTTPRoute fraud-detector: fraud-detector 100% → fraud-detector 90%, "
+        "fraud-detector-challenger 10%",)
+
+
 def test_what_names_a_replaced_resource_changes_on_apply() -> None:
     def fleet(role_name: str) -> list[Registration]:
         return [

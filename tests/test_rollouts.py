@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,7 +116,7 @@ def test_candidates_get_their_own_workload_and_the_route_shares_or_mirrors_traff
     keys = {r.inputs["key"] for r in simulation.of_type(METADATA) if "metadata" in r.name}
     assert {"models/fraud/1.5.0/metadata.json", "models/fraud/1.6.0-rc.1/metadata.json",
             "models/fraud/1.4.2/metadata.json"} <= keys
-    (rule,) = simulation.find(ROUTE, "fraud").inputs["spec"]["rules"]
+    rule, *_ = simulation.find(ROUTE, "fraud").inputs["spec"]["rules"]  # then version paths
     assert rule["backendRefs"] == [{"name": "fraud", "port": 8080, "weight": 90},
                                    {"name": "fraud-challenger", "port": 8080, "weight": 10}]
     assert rule["filters"] == [{"type": "RequestMirror", "requestMirror": {
@@ -125,6 +126,57 @@ def test_candidates_get_their_own_workload_and_the_route_shares_or_mirrors_traff
     selector = simulation.find("kubernetes:networking.k8s.io/v1:NetworkPolicy", "fraud").inputs
     assert selector["spec"]["podSelector"]["matchLabels"] == {
         "app.kubernetes.io/instance": "fraud", "app.kubernetes.io/component": "server"}
+
+
+def gateway_backend(spec: dict[str, Any], path: str) -> str:
+    """The Service a Gateway sends `path` to, as the Gateway API v1.6 spec orders an
+    HTTPRoute's matches: PathPrefix matches whole `/`-separated elements, the longest
+    matching prefix wins, ties go to the first rule. Weighted rules answer
+    `weighted:<names>` (a request goes to any of them)."""
+    best: tuple[int, int, dict[str, Any]] | None = None
+    for index, rule in enumerate(spec["rules"]):
+        for match in rule["matches"]:
+            prefix = match["path"]["value"].rstrip("/")
+            matched = path == prefix or path.startswith(prefix + "/")
+            if matched and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), index, rule)
+    assert best is not None, f"no rule matches {path}: the gateway answers 404"
+    names = [b["name"] for b in best[2]["backendRefs"]]
+    return names[0] if len(names) == 1 else "weighted:" + ",".join(names)
+
+
+def test_a_pinned_version_path_reaches_the_pods_that_serve_that_version(
+        repo: GitRepo) -> None:
+    """/v2/models/fraud/versions/<v>/infer through the route with a canary and a shadow."""
+    simulation = run(repo, manifest(fraud(CANDIDATES)), GATEWAY)
+    spec = simulation.find(ROUTE, "fraud").inputs["spec"]
+
+    def version_served_by(service: str) -> str:
+        selector = simulation.find(SERVICE, service).inputs["spec"]["selector"]
+        (deployment,) = [d for d in simulation.of_type(DEPLOYMENT) if selector.items()
+                         <= d.inputs["spec"]["template"]["metadata"]["labels"].items()]
+        env = deployment.inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+        return str({e["name"]: e.get("value") for e in env}["MODEL_VERSION"])
+
+    for version in ("1.4.2", "1.5.0"):
+        for rest in ("/infer", "/ready", ""):
+            path = f"/v2/models/fraud/versions/{version}{rest}"
+            service = gateway_backend(spec, path)
+            assert not service.startswith("weighted:"), f"{path} goes by weight: {service}"
+            assert version_served_by(service) == version, path
+    weighted = "weighted:fraud,fraud-challenger"
+    assert gateway_backend(spec, "/v2/models/fraud/infer") == weighted, "unversioned: weights"
+    assert gateway_backend(spec, "/v2/models/fraud/versions/1.5.01/infer") == weighted, \
+        "a prefix matches whole path elements only"
+    assert gateway_backend(spec, "/v2/models/fraud/versions/1.6.0-rc.1/infer") == weighted, \
+        "a shadow's answers are never served, so its version has no path of its own"
+    (weights, *pinned) = spec["rules"]
+    assert weights["filters"][0]["requestMirror"]["backendRef"]["name"] == "fraud-shadow"
+    assert all("filters" not in rule for rule in pinned), "a pinned request is not mirrored"
+    assert [r["matches"][0]["path"]["value"] for r in pinned] == [
+        "/v2/models/fraud/versions/1.4.2", "/v2/models/fraud/versions/1.5.0"]
+    alone = run(repo, manifest(fraud()), GATEWAY).find(ROUTE, "fraud").inputs["spec"]
+    assert len(alone["rules"]) == 1, "one version only: every path already reaches it"
 
 
 def test_a_progressive_rollout_is_a_flagger_canary_gated_on_the_servers_metrics(
@@ -189,6 +241,13 @@ BAD = {
                                  "serving.rollout.minSuccessRate: must be at most 100"),
     "progressive with candidates": ("rollout: {strategy: progressive}\n" + CANDIDATES,
                                     "serving.candidates: a progressive rollout shifts traffic"),
+    "more weighted candidates than an HTTPRoute has rules for": (
+        "candidates:\n" + "".join(
+            f"  - {{name: c{i}, version: 2.0.{i}, weight: 1, "
+            f'artifact: {{uri: "s3://training-output/fraud/c{i}.joblib"}}}}\n'
+            for i in range(15)),
+        "serving.candidates: 15 candidates have a weight; at most 14: the model's HTTPRoute "
+        "holds a rule for its path and one for each served version's path"),
 }
 
 

@@ -207,6 +207,14 @@ WORKLOAD_NAME_MAX = MODEL_NAME_MAX
 the same bound as a model's name."""
 
 
+MAX_WEIGHTED_CANDIDATES = 14
+"""Gateway API v1.6.1 (`config/crd/standard/gateway.networking.k8s.io_httproutes.yaml`): an
+HTTPRoute has at most 16 rules; the model's route has one for the model's path, one for the
+stable version's path and one for each weighted candidate's (components/traffic.py)."""
+MAX_MIRRORS = 16
+"""The same CRD: a rule has at most 16 filters, one RequestMirror per shadow."""
+
+
 def _candidates(model: dict[str, Any]) -> list[Finding]:
     """Weights below 100 in all, one of weight or mirror each, own versions, unique names."""
     candidates = _at(model, ("serving", "candidates"))
@@ -247,6 +255,18 @@ def _candidates(model: dict[str, Any]) -> list[Finding]:
                           "a version names one artifact, so one candidate deploys it"))
         if isinstance(version, str):
             versions.add(version)
+    weighted = sum(1 for item in candidates if isinstance(item, dict)
+                   and isinstance(item.get("weight"), int))
+    mirrored = sum(1 for item in candidates if isinstance(item, dict)
+                   and isinstance(item.get("mirror"), int))
+    if weighted > MAX_WEIGHTED_CANDIDATES:
+        found.append((("serving", "candidates"), f"{weighted} candidates have a weight; at most "
+                      f"{MAX_WEIGHTED_CANDIDATES}: the model's HTTPRoute holds a rule for its "
+                      "path and one for each served version's path, and Gateway API allows 16"))
+    if mirrored > MAX_MIRRORS:
+        found.append((("serving", "candidates"), f"{mirrored} candidates mirror traffic; at most "
+                      f"{MAX_MIRRORS}: each is a RequestMirror filter of the model's HTTPRoute "
+                      "rule, and Gateway API allows 16"))
     if total >= 100:
         found.append((("serving", "candidates"), f"the weights add up to {total} percent, "
                       "leaving the stable version none; keep them below 100 (to switch over "
