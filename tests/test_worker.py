@@ -406,3 +406,19 @@ def test_a_body_that_is_not_a_json_job_is_rejected_and_never_read_as_a_file(
         "not an S3 object" in rejections[0]
     assert in_process["metrics"].messages.labels("churn", "rejected")._value.get() == 2
     assert [r["VisibilityTimeout"] for r in in_process["requested"]] == [4, 8]
+
+
+def test_a_message_received_as_the_worker_stops_is_worked_on_not_handed_back(
+        world: dict[str, Any], in_process: dict[str, Any]) -> None:
+    """SIGTERM during the long poll: the message that poll returns already counts one
+    receive; handing it back would spend that try (maxReceiveCount) for nothing."""
+    uri = put_rows(world, "inputs/churn/late.jsonl", np.ones((3, 4)))
+    world["sqs"].send_message(QueueUrl=world["queue"], MessageBody=json.dumps({"input": uri}))
+    queue_worker = in_process["worker"]
+    queue_worker.client.meta.events.register(
+        "after-call.sqs.ReceiveMessage", lambda **_: queue_worker.stop.set())
+    queue_worker.run()  # one receive, during which the stop comes; then it returns
+    assert queue_worker.stop.is_set()
+    assert [len(lines) for lines in outputs(world).values()] == [3]
+    assert depth(world, "queue") == 0, "done and deleted"
+    assert in_process["requested"] == [], "never handed back"
