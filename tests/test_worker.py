@@ -400,7 +400,8 @@ def test_a_body_that_is_not_a_json_job_is_rejected_and_never_read_as_a_file(
     assert not world["sqs"].receive_message(QueueUrl=world["queue"], WaitTimeSeconds=0).get(
         "Messages"), "the third receive moved it to the dead-letter queue"
     assert depth(world, "dead") == 1
-    rejections = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    rejections = [r.getMessage() for r in caplog.records
+                  if r.name == "modelserver" and "rejected" in r.getMessage()]
     assert len(rejections) == 2
     assert "not JSON" in rejections[0] or "not a JSON job" in rejections[0] or \
         "not an S3 object" in rejections[0]
@@ -422,3 +423,18 @@ def test_a_message_received_as_the_worker_stops_is_worked_on_not_handed_back(
     assert [len(lines) for lines in outputs(world).values()] == [3]
     assert depth(world, "queue") == 0, "done and deleted"
     assert in_process["requested"] == [], "never handed back"
+
+
+def test_rows_the_model_cannot_take_are_a_rejected_message_not_a_failure(
+        world: dict[str, Any], in_process: dict[str, Any],
+        caplog: pytest.LogCaptureFixture) -> None:
+    uri = put_rows(world, "inputs/churn/three-features.jsonl", np.ones((2, 3)))
+    world["sqs"].send_message(QueueUrl=world["queue"], MessageBody=json.dumps({"input": uri}))
+    with caplog.at_level(logging.ERROR, logger="modelserver"):
+        assert in_process["worker"].handle(deliver(world, world["queue"])) is False
+    assert hidden(world, world["queue"])
+    assert outputs(world) == {}
+    (logged,) = [r.getMessage() for r in caplog.records if r.name == "modelserver"]
+    assert "rejected (delivery 1): expected 4 features, got 3" in logged
+    assert in_process["metrics"].messages.labels("churn", "rejected")._value.get() == 1
+    assert in_process["metrics"].messages.labels("churn", "failed")._value.get() == 0

@@ -18,6 +18,7 @@ from typing import Any
 from modelserver.layout import SUCCESS_NAME, PartRecord, RunSummary, part_index, part_name
 from modelserver.metrics import Metrics
 from modelserver.models import Predictor
+from modelserver.protocol import ProtocolError
 from modelserver.records import (
     RecordError,
     Row,
@@ -112,8 +113,9 @@ def output_for(output_prefix: str, input_uri: str) -> str:
     return Location.parse(output_prefix).child(f"{stem}-{digest}.jsonl")
 
 
-REJECTED = (PoisonMessageError, RecordError, UnicodeDecodeError)
-"""Client mistakes: a message no retry will make readable (its body or its input's rows)."""
+REJECTED = (PoisonMessageError, RecordError, UnicodeDecodeError, ProtocolError)
+"""Client mistakes: a message no retry will make readable (its body, its input's rows, or
+rows the model cannot take: the errors the HTTP server answers with a 400)."""
 
 
 @dataclass
