@@ -376,9 +376,9 @@ def test_full_jitter_draws_between_zero_and_the_capped_ceiling() -> None:
 @pytest.mark.parametrize("body", [
     "{path}", "file://{path}", '{{"input": "{path}"}}', '{{"input": "file://{path}"}}',
     "{{this is not json", '["s3://bucket/key"]', '{{"inputs": "s3://bucket/key"}}',
-    "s3://{bucket}/inputs/churn/rows.jsonl"], ids=[
-    "local-path", "file-uri", "job-naming-a-path", "job-naming-a-file-uri", "not-json",
-    "json-list", "no-input-key", "bare-s3-uri"])
+    "s3://{bucket}/inputs/churn/rows.jsonl", '{{"input": "s3://{bucket}/inputs/churn/"}}'],
+    ids=["local-path", "file-uri", "job-naming-a-path", "job-naming-a-file-uri", "not-json",
+         "json-list", "no-input-key", "bare-s3-uri", "job-naming-a-prefix"])
 def test_a_body_that_is_not_a_json_job_is_rejected_and_never_read_as_a_file(
         world: dict[str, Any], in_process: dict[str, Any], tmp_path: Path, body: str,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -403,8 +403,8 @@ def test_a_body_that_is_not_a_json_job_is_rejected_and_never_read_as_a_file(
     rejections = [r.getMessage() for r in caplog.records
                   if r.name == "modelserver" and "rejected" in r.getMessage()]
     assert len(rejections) == 2
-    assert "not JSON" in rejections[0] or "not a JSON job" in rejections[0] or \
-        "not an S3 object" in rejections[0]
+    assert any(reason in rejections[0] for reason in (
+        "is not JSON", "is not a JSON job", "is not an S3 object", "names a prefix"))
     assert in_process["metrics"].messages.labels("churn", "rejected")._value.get() == 2
     assert [r["VisibilityTimeout"] for r in in_process["requested"]] == [4, 8]
 

@@ -100,9 +100,13 @@ def input_of(body: str) -> str:
     if not isinstance(uri, str) or not uri:
         raise PoisonMessageError('message is not a JSON job: it names no input (expected '
                                  '{"input": "s3://bucket/key"})')
-    if not uri.startswith("s3://") or not uri.removeprefix("s3://").partition("/")[0]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket:
         raise PoisonMessageError(f"message input '{uri}' is not an S3 object (s3://bucket/key);"
                                  " a worker reads no local files")
+    if not key or key.endswith("/"):
+        raise PoisonMessageError(f"message input '{uri}' names a prefix, not one object "
+                                 "(s3://bucket/key); a message is one input")
     return uri
 
 
