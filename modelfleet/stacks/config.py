@@ -7,7 +7,9 @@ section give the configuration `pulumi up` would run with. Encrypted
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,3 +117,27 @@ def parse_stack(project: dict[str, Any], name: str, text: str, shown: str) -> St
         else:
             values[full] = value
     return StackConfig(name, shown, values, frozenset(secrets))
+
+
+def with_key_lines(problems: Iterable[Problem], root: Path) -> list[Problem]:
+    """Problems of a stack file's keys (`aws:region`, `modelfleet:namspace`) with the line
+    the key is set on, when the file under `root` sets it; others as they are."""
+    found = []
+    for problem in problems:
+        line = None
+        if problem.line is None and ":" in problem.path and problem.file.endswith(".yaml"):
+            line = key_line(root / problem.file, problem.path)
+        found.append(dataclasses.replace(problem, line=line) if line else problem)
+    return found
+
+
+def key_line(file: Path, key: str) -> int | None:
+    """The line of `file` (a stack file) that sets `key`, or None."""
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for number, text in enumerate(lines, 1):
+        if text.strip().startswith(f"{key}:"):
+            return number
+    return None
