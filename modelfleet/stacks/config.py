@@ -52,7 +52,8 @@ def project_file(root: Path) -> dict[str, Any]:
     try:
         text = (root / "Pulumi.yaml").read_text(encoding="utf-8")
     except FileNotFoundError as error:
-        raise SourceError(f"{root}: no Pulumi.yaml; run from the project's folder") from error
+        raise SourceError(f"{root}: no Pulumi.yaml here or in any folder above; run inside "
+                          "the project") from error
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
