@@ -170,7 +170,11 @@ def cmd_stacks(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     if args.write:
-        Path(SCHEMA_PATH).write_text(schema_text(), encoding="utf-8")
+        try:
+            Path(SCHEMA_PATH).write_text(schema_text(), encoding="utf-8")
+        except OSError as error:
+            raise SourceError(f"{SCHEMA_PATH}: cannot be written ({error.strerror or error}); "
+                              "run inside the project") from error
         print(f"wrote {SCHEMA_PATH}")
     else:
         sys.stdout.write(schema_text())

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from cli.arguments import DEFAULT_MANIFEST
+from modelfleet.manifest.problems import SourceError
 
 PROJECT_FILE = "Pulumi.yaml"
 PATH_ARGUMENTS = ("file", "manifest", "render", "folder")
@@ -35,6 +36,10 @@ def enter_project(args: argparse.Namespace) -> None:
     Outside any project the working directory stays, and commands that need a project
     say so. FILE, when not given, becomes `models.yaml`.
     """
+    for name in PATH_ARGUMENTS:
+        if "\0" in str(getattr(args, name, None) or ""):
+            raise SourceError(f"{name.upper()} {getattr(args, name)!r}: a path cannot hold a "
+                              "NUL character")
     here = Path.cwd()
     root = project_root(here)
     if root is not None and root != here:

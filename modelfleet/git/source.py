@@ -186,7 +186,11 @@ def commit_at(repo: git.Repo, ref: str) -> git.Commit:
     where = str(repo.working_tree_dir)
     try:
         commit = repo.commit(ref)
-    except (BadName, BadObject, ValueError, git.GitCommandError) as error:
+    except (BadName, BadObject, ValueError, IndexError, NotImplementedError,
+            git.GitCommandError) as error:
+        parsed = _rev_parse(repo, ref)  # what GitPython does not read (`HEAD@{yesterday}`)
+        if parsed is not None:
+            return present(repo, ref, parsed)
         tracking = remote_tracking(repo, ref)
         if tracking is not None:
             return present(repo, ref, tracking)
@@ -195,6 +199,18 @@ def commit_at(repo: git.Repo, ref: str) -> git.Commit:
             raise ShallowHistoryError(ref, where, sorted(cut)) from error
         raise UnknownRefError(ref, where, _missing_branch(repo, ref, cut)) from error
     return present(repo, ref, commit)
+
+
+def _rev_parse(repo: git.Repo, ref: str) -> git.Commit | None:
+    """The commit `git rev-parse --verify` finds for `ref` (every revision syntax of
+    git's gitrevisions(7)), or None. A ref that starts with '-' is never an option."""
+    if not ref or ref.startswith("-") or "\0" in ref:
+        return None
+    try:
+        sha = repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}")
+        return repo.commit(sha.strip())
+    except (git.GitCommandError, BadName, BadObject, ValueError):
+        return None
 
 
 def present(repo: git.Repo, ref: str, commit: git.Commit) -> git.Commit:

@@ -54,6 +54,8 @@ def project_file(root: Path) -> dict[str, Any]:
     except FileNotFoundError as error:
         raise SourceError(f"{root}: no Pulumi.yaml here or in any folder above; run inside "
                           "the project") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise SourceError(f"{root / 'Pulumi.yaml'}: cannot be read ({error})") from error
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -93,7 +95,11 @@ def load_stack(root: Path, name: str) -> StackConfig:
     if not path.exists():
         known = ", ".join(list_stacks(root)) or "none"
         raise SourceError(f"no stack '{name}': {shown} does not exist (stacks: {known})")
-    return parse_stack(project_file(root), name, path.read_text(encoding="utf-8"), shown)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SourceError(f"{shown}: cannot be read ({error})") from error
+    return parse_stack(project_file(root), name, text, shown)
 
 
 def parse_stack(project: dict[str, Any], name: str, text: str, shown: str) -> StackConfig:
