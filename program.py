@@ -29,27 +29,42 @@ from modelfleet.release.updates import (
     version_conflicts,
     version_history,
 )
+from modelfleet.stacks.config import with_key_lines
 from modelfleet.stacks.settings import CONFIG_KEYS, NAMESPACE, StackSettings
+from modelregistry.regions import region_problem
 
 
 def read_settings() -> StackSettings:
     config = pulumi.Config(NAMESPACE)
-    # The kubeconfig is a secret: only the provider reads it, with get_secret.
-    values = {key: config.get(key) for key in CONFIG_KEYS if key != "kubeconfig"}
+    # Every key the stack sets is passed on, so that a misspelt one is an error. The
+    # kubeconfig is a secret: only the provider reads it, with get_secret.
+    keys = set(CONFIG_KEYS) | {key.removeprefix(f"{NAMESPACE}:") for key in stack_config_keys()
+                               if key.startswith(f"{NAMESPACE}:")}
+    values = {key: None if key == "kubeconfig" else config.get(key) for key in keys}
     return StackSettings.parse(values, f"stacks/Pulumi.{pulumi.get_stack()}.yaml")
+
+
+def stack_config_keys() -> set[str]:
+    """Every configuration key the engine hands the program (`pulumi up`, or the mocks)."""
+    return set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
 
 
 def prepare() -> Release:
     """Everything validated before the first resource: or a clean failure, one line a problem."""
     try:
-        if not aws_region():
-            raise ManifestError([Problem(f"stacks/Pulumi.{pulumi.get_stack()}.yaml", None,
+        stack_file = f"stacks/Pulumi.{pulumi.get_stack()}.yaml"
+        region = aws_region()
+        if not region:
+            raise ManifestError([Problem(stack_file, None,
                                          "is required: the region of the registry and queues",
                                          path="aws:region")])
+        wrong_region = region_problem(region)
+        if wrong_region:
+            raise ManifestError([Problem(stack_file, None, wrong_region, path="aws:region")])
         # Pulumi runs a program in its project's folder; paths are relative to it.
         return load_release(read_settings(), Path.cwd())
     except ManifestError as error:
-        for problem in error.problems:
+        for problem in with_key_lines(error.problems, Path.cwd()):
             pulumi.log.error(str(problem))
         raise pulumi.RunError(f"{len(error.problems)} problem(s); nothing was declared") from None
     except SourceError as error:

@@ -13,6 +13,7 @@ Subparsers = Any  # argparse's _SubParsersAction, which it does not export
 
 
 def file_argument(parser: argparse.ArgumentParser) -> None:
-    """The optional manifest positional, FILE, defaulting to `models.yaml`."""
-    parser.add_argument("file", nargs="?", default=DEFAULT_MANIFEST, metavar="FILE",
-                        help=f"the manifest (default {DEFAULT_MANIFEST})")
+    """The optional manifest positional, FILE; `cli.project` makes a missing one the
+    project's `models.yaml`."""
+    parser.add_argument("file", nargs="?", default=None, metavar="FILE",
+                        help=f"the manifest (default: the project's {DEFAULT_MANIFEST})")

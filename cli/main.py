@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from cli import manifest, plan, registry, rollout
 from cli.arguments import Command
+from cli.project import enter_project
 from modelfleet.diff.report import plural
 from modelfleet.manifest.problems import ManifestError, SourceError
 
@@ -22,7 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command: Command = args.command
+    started_in = os.getcwd()
     try:
+        enter_project(args)
         status = command(args)
         sys.stdout.flush()
         return status
@@ -39,6 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    finally:
+        os.chdir(started_in)
+
+
+def entry() -> None:
+    """The `modelfleet` console script (pyproject.toml, [project.scripts])."""
+    sys.exit(main())
 
 
 BROKEN_PIPE = 141
@@ -70,7 +80,7 @@ class _CommandParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: manifest commands, plan, release steps, registry."""
     parser = argparse.ArgumentParser(
-        prog="python -m modelfleet",
+        prog="modelfleet",
         description="Validate, diff, plan and release a modelfleet model manifest; "
                     "query its registry.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND",

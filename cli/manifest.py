@@ -16,10 +16,15 @@ from modelfleet.git.source import FileAbsentError, ManifestText, read_manifest
 from modelfleet.manifest.jsonschema import SCHEMA_PATH, schema_text
 from modelfleet.manifest.load import check_source, load_manifest
 from modelfleet.manifest.parse import Manifest
-from modelfleet.manifest.problems import SourceError
+from modelfleet.manifest.problems import ManifestError, Problem, SourceError
 from modelfleet.manifest.resolve import Resolution, resolve
 from modelfleet.stacks.affected import stack_impacts
 from modelfleet.stacks.config import list_stacks, load_stack
+from modelfleet.stacks.environments import (
+    deployed_environments,
+    did_you_mean,
+    undeployed_overrides,
+)
 
 
 def add_commands(commands: Subparsers) -> None:
@@ -28,6 +33,9 @@ def add_commands(commands: Subparsers) -> None:
     file_argument(validate)
     validate.add_argument("--environment", "-e", help="check this environment only "
                           "(default: without overrides and every environment the file names)")
+    validate.add_argument("--strict", action="store_true",
+                          help="fail (exit 1) on warnings too, such as an environment override "
+                               "no stack deploys")
     validate.set_defaults(command=cmd_validate)
 
     diff = commands.add_parser("diff", help="what changed between two revisions, model by model")
@@ -64,11 +72,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
     source = read_manifest(Path(args.file), None, args.file)
     manifest = check_source(source, args.environment)
     _note_unknown_environment(args.environment, manifest)
+    warnings = _warnings(manifest)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if warnings and args.strict:
+        print(f"{plural(len(warnings), 'warning')} and --strict: {args.file} is refused",
+              file=sys.stderr)
+        return 1
     environments = [args.environment] if args.environment else manifest.environments()
     count = len(manifest.entries)
     scope = f"; environments checked: {', '.join(environments)}" if environments else ""
     print(f"{args.file}: valid, {plural(count, 'model')}{scope}")
     return 0
+
+
+def _warnings(manifest: Manifest) -> list[Problem]:
+    """What validates but is likely a mistake: overrides of environments no stack deploys
+    (checked when the command runs in a project with stacks)."""
+    try:
+        deployed = deployed_environments(Path.cwd())
+    except (SourceError, ManifestError):
+        return []
+    return undeployed_overrides(manifest, deployed) if deployed else []
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -102,7 +127,8 @@ def _note_unknown_environment(environment: str | None, manifest: Manifest) -> No
     if environment not in known:
         listed = ", ".join(sorted(known)) or "none"
         print(f"note: no model overrides environment '{environment}' and no stack deploys it "
-              f"(known: {listed}); it is taken with the defaults alone", file=sys.stderr)
+              f"(known: {listed}); it is taken with the defaults alone"
+              f"{did_you_mean(environment, known)}", file=sys.stderr)
 
 
 def _resolved(source: ManifestText, environment: str | None) -> Resolution:
@@ -144,7 +170,11 @@ def cmd_stacks(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     if args.write:
-        Path(SCHEMA_PATH).write_text(schema_text(), encoding="utf-8")
+        try:
+            Path(SCHEMA_PATH).write_text(schema_text(), encoding="utf-8")
+        except OSError as error:
+            raise SourceError(f"{SCHEMA_PATH}: cannot be written ({error.strerror or error}); "
+                              "run inside the project") from error
         print(f"wrote {SCHEMA_PATH}")
     else:
         sys.stdout.write(schema_text())

@@ -42,11 +42,13 @@ def run(args: argparse.Namespace) -> int:
     from planner.findings import findings_of
     from planner.plan import collector_tuned, plan_stack
     from planner.present import render_json, render_markdown, render_text
-    from planner.render import write_aws, write_kubernetes
+    from planner.render import check_render_folder, write_render
     from planner.risks import at_least
     from planner.simulate import ProgramFailed
 
     renderers = {"text": render_text, "markdown": render_markdown, "json": render_json}
+    if args.render:  # before the plan runs: a folder it cannot use fails at once
+        check_render_folder(Path(args.render))
     progress = _progress() if sys.stderr.isatty() else None
     try:
         plan = plan_stack(Path.cwd(), args.stack, manifest=args.manifest, base=args.base,
@@ -63,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("\r\033[K")
     if args.render:
         folder = Path(args.render)
-        kubernetes = write_kubernetes(plan.head.registrations, folder / "kubernetes")
-        aws = write_aws(plan.head.registrations, folder / "aws")
+        kubernetes, aws = write_render(plan.head.registrations, folder)
         print(f"rendered {len(kubernetes)} Kubernetes objects to {folder / 'kubernetes'} and "
               f"{len(aws)} AWS resources to {folder / 'aws'}", file=sys.stderr)
     with collector_tuned():  # the review walks both simulations: as many small objects

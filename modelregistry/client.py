@@ -154,7 +154,15 @@ def s3_client(endpoint_url: str | None = None, region: str | None = None,
             else boto3.session.Session()
         return session.client("s3", endpoint_url=endpoint_url, region_name=region)
     except BotoCoreError as error:  # an unknown AWS_PROFILE, a malformed config file
-        raise RegistryError(f"AWS configuration: {error}") from None
+        raise RegistryError(f"AWS configuration: {one_line(str(error))}") from None
+    except ValueError as error:  # botocore: "Invalid endpoint: ..."
+        raise RegistryError(f"--endpoint-url '{endpoint_url}' is not a URL botocore can use "
+                            f"({error}); give one such as http://127.0.0.1:9000") from None
+
+
+def one_line(message: str) -> str:
+    """botocore's multi-line messages (parameter validation) as one line."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 class RegistryClient:
@@ -452,7 +460,7 @@ class RegistryClient:
             raise RegistryError("no AWS credentials found: set AWS_PROFILE, or "
                                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
         except BotoCoreError as error:
-            raise RegistryError(f"{where}: {error}") from None
+            raise RegistryError(f"{where}: {one_line(str(error))}") from None
 
 
 class _MissingKeyError(RegistryError):

@@ -54,12 +54,16 @@ def plan_stack(root: Path, name: str, *, manifest: str | None = None,
     stack = load_stack(root, name)
     if manifest:
         stack = _with(stack, "modelfleet:manifest", manifest)
+    text: str | None = None
+    if base is not None:  # a bad base ref fails before the head is planned
+        try:
+            text = text_at(root / stack.file, base)
+        except FileAbsentError:
+            text = None
     head = run_plan(root, stack, "plan", progress)
     if base is None:
         return Plan(stack, head)
-    try:
-        text = text_at(root / stack.file, base)
-    except FileAbsentError:
+    if text is None:
         return Plan(stack, head, None, base, base_missing=True)
     before = parse_stack(project_file(root), name, text, f"{stack.file}@{base}")
     if manifest:

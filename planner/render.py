@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pulumi.output import Unknown
 
+from modelfleet.manifest.problems import SourceError
 from modelfleet.release.release import file_sha256
 from planner.placeholders import references_in
 from planner.recorder import Registration
@@ -138,3 +139,63 @@ def mask(value: Any, secrets: Iterable[str], path: str = "") -> Any:
     if isinstance(value, list):
         return [mask(v, hidden, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
+
+
+RENDER_RECORD = ".modelfleet-render"
+"""In a render's folder: every file the render wrote, one relative path a line. The next
+render removes exactly those, so the folder holds one render (a model removed from the
+manifest leaves no YAML behind for `kubectl apply -f` to bring back)."""
+
+
+def check_render_folder(folder: Path) -> None:
+    """Refuse (`SourceError`, one line) a `--render` folder that is not a folder, or that
+    holds files no render wrote: the render would mix with them, or remove them."""
+    if folder.exists() and not folder.is_dir():
+        raise SourceError(f"{folder}: exists and is not a folder; --render needs a new or "
+                          "empty folder, or one an earlier render wrote")
+    foreign = sorted(_files(folder) - _recorded(folder) - {RENDER_RECORD})
+    if foreign:
+        others = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise SourceError(f"{folder}: holds {foreign[0]}{others}, which no render wrote; "
+                          "--render needs a new or empty folder, or one an earlier render "
+                          "wrote (it replaces that render whole)")
+
+
+def write_render(registrations: list[Registration], folder: Path) -> tuple[list[Path],
+                                                                           list[Path]]:
+    """Replace the render in `folder` with this one: (Kubernetes YAML files, AWS JSON files).
+
+    `check_render_folder` first; the earlier render's files are removed, then the new
+    ones written and recorded. An unwritable folder is a `SourceError`.
+    """
+    check_render_folder(folder)
+    try:
+        for relative in sorted(_recorded(folder)):
+            (folder / relative).unlink(missing_ok=True)
+        for sub in ("kubernetes", "aws"):
+            if (folder / sub).is_dir() and not any((folder / sub).iterdir()):
+                (folder / sub).rmdir()
+        kubernetes = write_kubernetes(registrations, folder / "kubernetes")
+        aws = write_aws(registrations, folder / "aws")
+        (folder / RENDER_RECORD).write_text(
+            "".join(f"{path.relative_to(folder).as_posix()}\n" for path in kubernetes + aws),
+            encoding="utf-8")
+    except OSError as error:
+        raise SourceError(f"{folder}: cannot write the render ({error.strerror or error})") \
+            from error
+    return kubernetes, aws
+
+
+def _files(folder: Path) -> set[str]:
+    if not folder.is_dir():
+        return set()
+    return {path.relative_to(folder).as_posix() for path in folder.rglob("*")
+            if not path.is_dir()}
+
+
+def _recorded(folder: Path) -> set[str]:
+    try:
+        text = (folder / RENDER_RECORD).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {line for line in text.splitlines() if line and ".." not in line.split("/")}

@@ -57,7 +57,8 @@ def test_an_environment_nothing_knows_gets_a_note_not_an_error() -> None:
     typo = run("validate", "--environment", "prdo")
     assert typo.returncode == 0
     assert typo.stderr == ("note: no model overrides environment 'prdo' and no stack deploys it "
-                           "(known: dev, prod, staging); it is taken with the defaults alone\n")
+                           "(known: dev, prod, staging); it is taken with the defaults alone; "
+                           "did you mean 'prod'?\n")
     staging = run("diff", "--environment", "staging", "--base", "HEAD")
     assert staging.returncode == 0
     assert "note:" not in staging.stderr, "a stack deploys staging, with the defaults alone"

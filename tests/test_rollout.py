@@ -206,10 +206,24 @@ def test_rollback_puts_back_a_model_removed_since_after_its_old_neighbour(
 
     assert code == 0, err
     after = file.read_text()
-    assert after.replace(CHURN, "", 1) == without
-    assert after.index(FRAUD_142) < after.index(CHURN) < after.index(RANKER)
+    assert after == manifest(FRAUD_142, CHURN, RANKER)  # its separator comment came back too
     assert "+ churn-scorer 2.1.0 (added)" in out
     assert run(capsys, "validate", str(file))[0] == 0
+
+
+def test_rollback_of_a_removed_model_keeps_the_comment_lines_above_it(
+        repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    noted = ("  # Owned by growth; the export schema is pinned in data-contracts#412.\n"
+             "  # Do not raise maxWorkers before the warehouse quota is.\n" + CHURN)
+    file = project(repo, HEADER + FRAUD_142 + noted + FOOTER)
+    repo.commit("churn with its notes")
+    file.write_text(HEADER + FRAUD_142 + FOOTER)
+    repo.commit("retire churn")
+
+    code, _, err = run(capsys, "rollback", "churn-scorer", "--to", "HEAD~1", str(file))
+
+    assert code == 0, err
+    assert file.read_text() == HEADER + FRAUD_142 + noted + FOOTER
 
 
 def test_rollback_reindents_an_entry_when_the_list_indentation_changed(
@@ -243,7 +257,7 @@ def test_rollback_keeps_windows_line_breaks(
         code, _, err = run(capsys, "rollback", model, "--to", "HEAD~1", str(file))
         assert code == 0, err
 
-    assert file.read_bytes() == crlf(manifest(FRAUD_142 + CHURN, RANKER))
+    assert file.read_bytes() == crlf(manifest(FRAUD_142, CHURN, RANKER))
 
 
 def test_rollback_to_a_ref_without_the_model_fails_and_leaves_the_file(

@@ -8,7 +8,7 @@ from typing import Any
 
 from modelfleet.diff.compare import ModelDiff, diff_models
 from modelfleet.diff.report import show
-from modelfleet.git.source import CommitInfo, commits_touching
+from modelfleet.git.source import CommitInfo, file_revisions
 from modelfleet.manifest.parse import parse_manifest
 from modelfleet.manifest.problems import ManifestError
 from modelfleet.manifest.resolve import resolve_models
@@ -22,16 +22,28 @@ class HistoryEntry:
     commit: CommitInfo
     diff: ModelDiff | None = None
     problem: str | None = None
+    cut_at: str | None = None
+    """The version the model already had where a shallow clone's history is cut: the
+    commit that set it is not in the clone. None elsewhere."""
 
 
 def model_history(file: Path, name: str, environment: str | None = None) -> list[HistoryEntry]:
-    """Newest first: the commits at which `name`, as deployed to `environment`, changed."""
+    """Newest first: the commits at which `name`, as deployed to `environment`, changed.
+
+    Renames of the manifest are followed. In a shallow clone the oldest commit is not
+    where a model present there was added: that entry is `cut_at` its version instead.
+    """
     entries: list[HistoryEntry] = []
     previous: ModelSpec | None = None
-    for commit, text in commits_touching(file):
-        current, problem = _model_at(text, str(file), name, environment)
+    for revision in file_revisions(file):
+        commit = revision.commit
+        current, problem = _model_at(revision.text(), str(file), name, environment)
         if problem is not None:
             entries.append(HistoryEntry(commit, problem=problem))
+            continue
+        if revision.cut and current is not None and previous is None:
+            entries.append(HistoryEntry(commit, cut_at=current.version))
+            previous = current
             continue
         if current != previous:
             diff = diff_models([previous] if previous else [], [current] if current else [],
@@ -68,6 +80,10 @@ def render_history(name: str, entries: list[HistoryEntry]) -> str:
         if entry.problem:
             lines.append(f"    ! {entry.problem}")
             continue
+        if entry.cut_at is not None:
+            lines.append(f"    … history cut here (shallow clone): already at version "
+                         f"{entry.cut_at}; `git fetch --unshallow` shows the commits before")
+            continue
         assert entry.diff is not None
         diff = entry.diff
         if diff.status.value == "added":
@@ -91,7 +107,8 @@ def history_json(name: str, entries: list[HistoryEntry]) -> dict[str, Any]:
                 "author": e.commit.author,
                 "date": e.commit.date.isoformat(),
                 "summary": e.commit.summary,
-                "status": e.diff.status.value if e.diff else None,
+                "status": e.diff.status.value if e.diff else "cut" if e.cut_at else None,
+                "cutAt": e.cut_at,
                 "version": {"old": e.diff.old_version, "new": e.diff.new_version,
                             "change": e.diff.version_change.value
                             if e.diff.version_change else None} if e.diff else None,

@@ -34,13 +34,29 @@ class FileAbsentError(SourceError):
 
 
 class UnknownRefError(SourceError):
-    """No commit of the repository answers to the ref: a tag not fetched, or a typo."""
+    """No commit of the repository answers to the ref: a tag not fetched, or a typo.
 
-    def __init__(self, ref: str, repository: str) -> None:
-        super().__init__(f"unknown git ref '{ref}' in {repository}; if it is a tag, this clone "
-                         "does not have it yet (`git fetch --tags`; a clone of a branch brings "
-                         "no tags), otherwise the ref is misspelled (`git tag`, `git log "
-                         "--oneline` list what exists)")
+    `extra` adds what this clone lacks (a branch neither local nor remote-tracking, a
+    history cut by a shallow clone) before the two usual fixes.
+    """
+
+    def __init__(self, ref: str, repository: str, extra: str = "") -> None:
+        super().__init__(f"unknown git ref '{ref}' in {repository}; {extra}if it is a tag, "
+                         "this clone does not have it yet (`git fetch --tags`; a clone of a "
+                         "branch brings no tags), otherwise the ref is misspelled (`git tag`, "
+                         "`git log --oneline` list what exists)")
+        self.ref = ref
+
+
+class ShallowHistoryError(SourceError):
+    """The ref names a commit a shallow clone (`git clone --depth N`) does not hold."""
+
+    def __init__(self, ref: str, repository: str, cut: list[str]) -> None:
+        ends = ", ".join(sha[:12] for sha in cut)
+        super().__init__(f"git ref '{ref}' lies beyond the history of this shallow clone "
+                         f"({repository}, history cut at {ends}); deepen it with "
+                         "`git fetch --unshallow` (in GitHub Actions: actions/checkout with "
+                         "`fetch-depth: 0`)")
         self.ref = ref
 
 
@@ -76,6 +92,8 @@ class ManifestText:
     """True when the working tree's text differs from the commit's."""
     paths: LocalPaths
     """Where the manifest's relative paths (artifacts, build contexts) are looked up."""
+    moved_from: str | None = None
+    """The file's path at the ref when it has been renamed since (`git mv`); else None."""
 
     @property
     def digest(self) -> str:
@@ -83,10 +101,12 @@ class ManifestText:
 
     @property
     def label(self) -> str:
-        """A short description for reports: `v2026.11.1 (3f2a9c1d0b7e)` or `working tree`."""
+        """A short description for reports: `v2026.11.1 (3f2a9c1d0b7e)` or `working tree`;
+        `v1 (3f2a9c1d0b7e, as models.yaml)` when the file had another path at the ref."""
         if self.ref is None:
             return "working tree" + (" (uncommitted changes)" if self.dirty else "")
-        return f"{self.ref} ({self.commit.short})" if self.commit else self.ref
+        moved = f", as {self.moved_from}" if self.moved_from else ""
+        return f"{self.ref} ({self.commit.short}{moved})" if self.commit else self.ref
 
 
 @dataclass(frozen=True)
@@ -156,11 +176,95 @@ def open_repository(path: Path) -> git.Repo:
 
 
 def commit_at(repo: git.Repo, ref: str) -> git.Commit:
-    """The commit a ref names (branch, tag, sha, `HEAD~2`), or a clear `SourceError`."""
+    """The commit a ref names (branch, tag, sha, `HEAD~2`), or a clear `SourceError`.
+
+    A branch with no local head (a CI checkout: detached HEAD, `origin/main` only) is
+    its remote-tracking branch, `origin`'s first. A commit a shallow clone cut off is a
+    `ShallowHistoryError` saying how to deepen the clone; any other unknown ref an
+    `UnknownRefError` saying what this clone lacks.
+    """
+    where = str(repo.working_tree_dir)
     try:
-        return repo.commit(ref)
-    except (BadName, BadObject, ValueError, git.GitCommandError) as error:
+        commit = repo.commit(ref)
+    except (BadName, BadObject, ValueError, IndexError, NotImplementedError,
+            git.GitCommandError) as error:
+        parsed = _rev_parse(repo, ref)  # what GitPython does not read (`HEAD@{yesterday}`)
+        if parsed is not None:
+            return present(repo, ref, parsed)
+        tracking = remote_tracking(repo, ref)
+        if tracking is not None:
+            return present(repo, ref, tracking)
+        cut = shallow_commits(repo)
+        if cut and _reaches_past_cut(ref):
+            raise ShallowHistoryError(ref, where, sorted(cut)) from error
+        raise UnknownRefError(ref, where, _missing_branch(repo, ref, cut)) from error
+    return present(repo, ref, commit)
+
+
+def _rev_parse(repo: git.Repo, ref: str) -> git.Commit | None:
+    """The commit `git rev-parse --verify` finds for `ref` (every revision syntax of
+    git's gitrevisions(7)), or None. A ref that starts with '-' is never an option."""
+    if not ref or ref.startswith("-") or "\0" in ref:
+        return None
+    try:
+        sha = repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}")
+        return repo.commit(sha.strip())
+    except (git.GitCommandError, BadName, BadObject, ValueError):
+        return None
+
+
+def present(repo: git.Repo, ref: str, commit: git.Commit) -> git.Commit:
+    """`commit` when its object is in the repository; a shallow clone names parents it
+    does not hold (`HEAD~1` of `git clone --depth 1`)."""
+    try:
+        repo.odb.info(commit.binsha)
+    except (BadName, BadObject, ValueError) as error:
+        cut = shallow_commits(repo)
+        if cut:
+            raise ShallowHistoryError(ref, str(repo.working_tree_dir), sorted(cut)) from error
         raise UnknownRefError(ref, str(repo.working_tree_dir)) from error
+    return commit
+
+
+def shallow_commits(repo: git.Repo) -> set[str]:
+    """The commits where a shallow clone's history is cut (`.git/shallow`); empty if none.
+
+    git keeps them one sha a line in `$GIT_DIR/shallow` (git's Documentation/technical/
+    shallow.txt); a complete clone has no such file.
+    """
+    try:
+        text = (Path(repo.common_dir) / "shallow").read_text(encoding="ascii")
+    except OSError:
+        return set()
+    return {line.strip() for line in text.splitlines() if line.strip()}
+
+
+def _reaches_past_cut(ref: str) -> bool:
+    """`HEAD~3`, `main^`, `v1~2^2`: a ref that walks back through parents."""
+    return "~" in ref or "^" in ref
+
+
+def remote_tracking(repo: git.Repo, ref: str) -> git.Commit | None:
+    """The commit of remote-tracking branch `<remote>/<ref>` (origin first), or None."""
+    found = [reference for reference in repo.references
+             if isinstance(reference, git.RemoteReference) and reference.remote_head == ref
+             and reference.remote_head != "HEAD"]
+    found.sort(key=lambda reference: reference.remote_name != "origin")
+    return found[0].commit if found else None
+
+
+def _missing_branch(repo: git.Repo, ref: str, cut: set[str]) -> str:
+    """What this clone lacks, when `ref` could be a branch name: neither a local branch
+    nor a remote-tracking one."""
+    said = ""
+    if not any(c in ref for c in "~^:@{}"):
+        remotes = [remote.name for remote in repo.remotes] or ["origin"]
+        said = (f"there is no local branch '{ref}' and no remote-tracking branch "
+                f"'{remotes[0]}/{ref}' (fetch it: `git fetch {remotes[0]} "
+                f"{ref}:refs/remotes/{remotes[0]}/{ref}`); ")
+    if cut:
+        said += "this clone is shallow (`git fetch --unshallow` brings the whole history); "
+    return said
 
 
 def repo_relative(repo: git.Repo, file: Path) -> str:
@@ -180,17 +284,70 @@ def read_manifest(file: Path, ref: str | None = None, display: str | None = None
     repo = open_repository(file)
     commit = commit_at(repo, ref)
     relative = repo_relative(repo, file)
-    text = _blob_text(commit, relative, ref)
-    folder = posixpath.dirname(relative)
+    at_ref = path_at(repo, commit, relative)
+    text = _blob_text(commit, at_ref, ref)
+    folder = posixpath.dirname(at_ref)
     checkout = Path(str(repo.working_tree_dir)) / CHECKOUT_DIR
     return ManifestText(text, shown, ref, CommitInfo.of(commit), False,
-                        GitTreePaths(commit, folder, checkout))
+                        GitTreePaths(commit, folder, checkout),
+                        at_ref if at_ref != relative else None)
 
 
 def text_at(file: Path, ref: str) -> str:
-    """Any file's text at a ref; `FileAbsentError` when it did not exist there."""
+    """Any file's text at a ref, under the path it had there (renames followed);
+    `FileAbsentError` when it did not exist there."""
     repo = open_repository(file)
-    return _blob_text(commit_at(repo, ref), repo_relative(repo, file), ref)
+    commit = commit_at(repo, ref)
+    relative = repo_relative(repo, file)
+    return _blob_text(commit, path_at(repo, commit, relative), ref)
+
+
+def path_at(repo: git.Repo, commit: git.Commit, relative: str) -> str:
+    """The path `relative` (as the file is named now) had at `commit`.
+
+    A file moved since (`git mv models.yaml deploy/models.yaml`) is found under its
+    earlier names, as `git log --follow` finds them from HEAD; `relative` itself when
+    it exists at `commit` or no earlier name does.
+    """
+    if _blob_at(commit, relative) is not None or not repo.head.is_valid():
+        return relative
+    for name in dict.fromkeys(path for _, path, _ in _followed(repo, "HEAD", relative)):
+        if _blob_at(commit, name) is not None:
+            return name
+    return relative
+
+
+def _blob_at(commit: git.Commit, relative: str) -> git.Blob | None:
+    try:
+        item = commit.tree / relative
+    except KeyError:
+        return None
+    return item if isinstance(item, git.Blob) else None
+
+
+def _followed(repo: git.Repo, tip: str, relative: str) -> list[tuple[str, str, bool]]:
+    """Newest first: (commit sha, the file's path after the commit, deleted by it) for each
+    commit up to `tip` that changed the file, following renames (`git log --follow`)."""
+    marker = "\x1e"
+    out = repo.git.log("--follow", f"--format={marker}%H", "--name-status", "--no-color",
+                       tip, "--", relative)
+    found: list[tuple[str, str, bool]] = []
+    name = relative
+    for chunk in out.split(marker)[1:]:
+        lines = [line for line in chunk.splitlines() if line.strip()]
+        sha, changes = lines[0].strip(), [line.split("\t") for line in lines[1:]]
+        after, deleted, copied = name, False, False
+        for change in changes:
+            if change[0].startswith("R") and len(change) == 3:
+                after, name = change[2], change[1]
+            elif change[0].startswith("C") and len(change) == 3:
+                after, copied = change[2], True
+            elif change[0] == "D":
+                deleted = True
+        found.append((sha, after, deleted))
+        if copied:  # a new file like another one: what git shows before it is the other's
+            break
+    return found
 
 
 def _read_working_tree(file: Path, shown: str) -> ManifestText:
@@ -238,6 +395,9 @@ class FileRevision:
     commit: CommitInfo
     blob: git.Blob | None
     """None when the commit deleted the file."""
+    cut: bool = False
+    """The commit is where a shallow clone's history ends: its parents are not here, so
+    what it holds may have been set by earlier commits."""
 
     @property
     def blob_sha(self) -> str | None:
@@ -251,22 +411,18 @@ class FileRevision:
 
 
 def file_revisions(file: Path, ref: str = "HEAD") -> Iterator[FileRevision]:
-    """Oldest first: each commit up to `ref` that changed `file`, with the file after it."""
+    """Oldest first: each commit up to `ref` that changed `file`, with the file after it.
+
+    Renames are followed (`git log --follow`): a manifest moved with `git mv` keeps
+    its history. In a shallow clone the oldest commit is marked `cut`.
+    """
     repo = open_repository(file)
     if not repo.head.is_valid():
         return
     relative = repo_relative(repo, file)
     tip = commit_at(repo, ref)
-    for commit in repo.iter_commits(tip, paths=relative, reverse=True):
-        try:
-            blob = commit.tree / relative
-        except KeyError:
-            blob = None
-        yield FileRevision(CommitInfo.of(commit), blob if blob is not None and
-                           blob.type == "blob" else None)
-
-
-def commits_touching(file: Path) -> Iterator[tuple[CommitInfo, str | None]]:
-    """Oldest first: each commit that changed `file`, with the file's text after it."""
-    for revision in file_revisions(file):
-        yield revision.commit, revision.text()
+    cut = shallow_commits(repo)
+    for sha, path, deleted in reversed(_followed(repo, tip.hexsha, relative)):
+        commit = repo.commit(sha)
+        blob = None if deleted else _blob_at(commit, path)
+        yield FileRevision(CommitInfo.of(commit), blob, sha in cut)

@@ -19,7 +19,9 @@ from modelfleet.manifest.schema import (
 )
 from modelfleet.manifest.yamldoc import Path
 
-PathKind = Literal["file", "dir"]
+PathKind = Literal["file", "dir", "empty"]
+"""What a relative path is: a file, a folder with files, or a folder with no file at any
+depth (`empty`: nothing to upload; git cannot even hold one)."""
 Finding = tuple[Path, str]
 
 
@@ -47,7 +49,7 @@ class DirectoryPaths:
     def kind(self, relative: str) -> PathKind | None:
         path = self.root / relative
         if path.is_dir():
-            return "dir"
+            return "dir" if any(item.is_file() for item in path.rglob("*")) else "empty"
         if path.is_file():
             return "file"
         return None
@@ -88,11 +90,24 @@ def _candidate_artifacts(model: dict[str, Any], paths: PathChecker | None) -> li
                   for path, message in _exclusive(item, ("artifact",), "uri", "path")]
         found += [(at + path, message) for path, message in _pinned_files(item, ("artifact",))]
         artifact = _at(item, ("artifact", "path"))
-        if paths is not None and isinstance(artifact, str) and artifact \
-                and paths.kind(artifact) is None:
-            found.append((at + ("artifact", "path"),
-                          f"'{artifact}' does not exist (relative to the manifest's folder)"))
+        problem = _artifact_path(artifact, paths) if paths is not None else None
+        if problem:
+            found.append((at + ("artifact", "path"), problem))
     return found
+
+
+def _artifact_path(artifact: Any, paths: PathChecker) -> str | None:
+    """Why an `artifact.path` cannot be uploaded: it does not exist, or it is a folder
+    with no file in it (the model would deploy with nothing to load)."""
+    if not isinstance(artifact, str) or not artifact:
+        return None
+    kind = paths.kind(artifact)
+    if kind is None:
+        return f"'{artifact}' does not exist (relative to the manifest's folder)"
+    if kind == "empty":
+        return (f"'{artifact}' is an empty folder: there is no file to upload (train the "
+                "model into it, or point `artifact.path` at the folder that has it)")
+    return None
 
 
 def dockerfile_of(context: str, dockerfile: str | None) -> str:
@@ -337,16 +352,15 @@ def _pinned_files(model: dict[str, Any], where: Path) -> list[Finding]:
 
 def _local_paths(model: dict[str, Any], paths: PathChecker) -> list[Finding]:
     found: list[Finding] = []
-    artifact = _at(model, ("artifact", "path"))
-    if isinstance(artifact, str) and artifact and paths.kind(artifact) is None:
-        found.append((("artifact", "path"),
-                      f"'{artifact}' does not exist (relative to the manifest's folder)"))
+    problem = _artifact_path(_at(model, ("artifact", "path")), paths)
+    if problem:
+        found.append((("artifact", "path"), problem))
     context = _at(model, ("image", "build", "context"))
     given = _at(model, ("image", "build", "dockerfile"))
     if isinstance(context, str) and context:
         dockerfile = given if isinstance(given, str) and given else dockerfile_of(context, None)
         where = ("image", "build", "dockerfile" if given else "context")
-        if paths.kind(context) != "dir":
+        if paths.kind(context) not in ("dir", "empty"):
             found.append((("image", "build", "context"),
                           f"'{context}' is not a folder (relative to the manifest's folder)"))
         elif paths.kind(dockerfile) != "file":

@@ -3,7 +3,8 @@
 The whole list item is taken from the file at REF, with its comments, and put
 in place of the model's current item (re-indented if the list's indentation
 changed since). A model removed since REF is put back after the model it
-followed at REF, or at the end of the list.
+followed at REF, or at the end of the list, with the comment (and blank) lines
+that stood directly above it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from modelfleet.rollout.edit import (
     entry_of,
     find_entry,
     item_data,
+    line_start,
     model_names,
     models_sequence,
     shift,
@@ -57,11 +59,24 @@ def rollback_text(text: str, where: str, old_text: str, old_where: str, model: s
         return Edited(edited, f"restored model '{model}' as in {old_where}")
     after = _insert_after(text, models, model_names(old_models), model)
     newline = "\r\n" if "\r\n" in text else "\n"
+    block = old_text[_lines_above(old_text, old.start):old.end]  # its comments come back too
     splice = Splice(after.end, after.end, newline + shift(block, after.indent - old.indent))
     edited = apply(text, [splice])
     check_result(text, edited, after.end, after.end, model, expected)
     return Edited(edited,
                   f"restored model '{model}' (removed since) as in {old_where}")
+
+
+def _lines_above(text: str, start: int) -> int:
+    """Where the comment and blank lines directly above offset `start` (a line's start)
+    begin: the comments a team writes above a model belong to it."""
+    begin = start
+    while begin > 0:
+        previous = line_start(text, begin - 1)
+        if text[previous:begin].strip() and not text[previous:begin].lstrip().startswith("#"):
+            break
+        begin = previous
+    return begin
 
 
 def _insert_after(text: str, models: SequenceNode, old_order: list[str], model: str) -> Entry:

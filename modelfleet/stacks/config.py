@@ -7,7 +7,9 @@ section give the configuration `pulumi up` would run with. Encrypted
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,10 @@ def project_file(root: Path) -> dict[str, Any]:
     try:
         text = (root / "Pulumi.yaml").read_text(encoding="utf-8")
     except FileNotFoundError as error:
-        raise SourceError(f"{root}: no Pulumi.yaml; run from the project's folder") from error
+        raise SourceError(f"{root}: no Pulumi.yaml here or in any folder above; run inside "
+                          "the project") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise SourceError(f"{root / 'Pulumi.yaml'}: cannot be read ({error})") from error
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -90,7 +95,11 @@ def load_stack(root: Path, name: str) -> StackConfig:
     if not path.exists():
         known = ", ".join(list_stacks(root)) or "none"
         raise SourceError(f"no stack '{name}': {shown} does not exist (stacks: {known})")
-    return parse_stack(project_file(root), name, path.read_text(encoding="utf-8"), shown)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SourceError(f"{shown}: cannot be read ({error})") from error
+    return parse_stack(project_file(root), name, text, shown)
 
 
 def parse_stack(project: dict[str, Any], name: str, text: str, shown: str) -> StackConfig:
@@ -115,3 +124,27 @@ def parse_stack(project: dict[str, Any], name: str, text: str, shown: str) -> St
         else:
             values[full] = value
     return StackConfig(name, shown, values, frozenset(secrets))
+
+
+def with_key_lines(problems: Iterable[Problem], root: Path) -> list[Problem]:
+    """Problems of a stack file's keys (`aws:region`, `modelfleet:namspace`) with the line
+    the key is set on, when the file under `root` sets it; others as they are."""
+    found = []
+    for problem in problems:
+        line = None
+        if problem.line is None and ":" in problem.path and problem.file.endswith(".yaml"):
+            line = key_line(root / problem.file, problem.path)
+        found.append(dataclasses.replace(problem, line=line) if line else problem)
+    return found
+
+
+def key_line(file: Path, key: str) -> int | None:
+    """The line of `file` (a stack file) that sets `key`, or None."""
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for number, text in enumerate(lines, 1):
+        if text.strip().startswith(f"{key}:"):
+            return number
+    return None

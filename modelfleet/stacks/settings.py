@@ -7,6 +7,7 @@ so a typo in a boolean fails the same way, with the key named, everywhere.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -100,6 +101,7 @@ class StackSettings:
             flagger=reader.boolean("flagger"),
             config_file=file,
         )
+        reader.unknown_keys()
         if reader.problems:
             raise ManifestError(reader.problems)
         return settings
@@ -115,12 +117,26 @@ class _Reader:
     values: Mapping[str, Any]
     file: str
     problems: list[Problem] = field(default_factory=list)
+    asked: set[str] = field(default_factory=set)
+    """Every key `parse` reads: the keys a stack may set, declared once, by reading them."""
 
     def _problem(self, key: str, message: str) -> None:
         self.problems.append(Problem(self.file, None, message, path=f"{NAMESPACE}:{key}"))
 
+    def _get(self, key: str) -> Any:
+        self.asked.add(key)
+        return self.values.get(key)
+
+    def unknown_keys(self) -> None:
+        """A key `parse` never read is a typo (or a key of another version): an error,
+        with the closest known key, since a misspelt key would silently stay unset."""
+        for key in sorted(set(self.values) - self.asked):
+            close = difflib.get_close_matches(key, sorted(self.asked), n=1)
+            hint = f"; did you mean '{NAMESPACE}:{close[0]}'?" if close else ""
+            self._problem(key, f"unknown key: modelfleet reads no such setting{hint}")
+
     def text(self, key: str, required: bool = False, why: str = "") -> str | None:
-        value = self.values.get(key)
+        value = self._get(key)
         if value is None or value == "":
             if required:
                 reason = f" ({why})" if why else ""
@@ -146,7 +162,7 @@ class _Reader:
         return value
 
     def integer(self, key: str, default: int, low: int) -> int:
-        value = self.values.get(key)
+        value = self._get(key)
         if value is None or value == "":
             return default
         try:
@@ -160,7 +176,7 @@ class _Reader:
         return number
 
     def boolean(self, key: str, default: bool = False) -> bool:
-        value = self.values.get(key)
+        value = self._get(key)
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower() if value is not None else ""
@@ -175,7 +191,7 @@ class _Reader:
 
     def items(self, key: str) -> list[str]:
         """A list: YAML/JSON list, or comma-separated text (as `pulumi config set` gives)."""
-        value = self.values.get(key)
+        value = self._get(key)
         if value is None or value == "":
             return []
         if isinstance(value, str) and value.strip().startswith("["):
