@@ -423,36 +423,45 @@ class RegistryClient:
         return document
 
     def _call(self, action: Callable[[], Any], where: S3Location, version_id: str | None) -> Any:
-        """Run one S3 request; turn its failure into one line (a missing key: _MissingKeyError)."""
-        from botocore.exceptions import (  # noqa: PLC0415
-            BotoCoreError,
-            ClientError,
-            NoCredentialsError,
-        )
+        return s3_request(action, where, version_id)
 
-        try:
-            return action()
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            shown = _shown(where, version_id)
-            if code == "NoSuchBucket":
-                raise RegistryError(f"bucket '{where.bucket}' does not exist (or is in "
-                                    "another account)") from None
-            if code in ("NoSuchKey", "404", "NotFound"):
-                raise _MissingKeyError(f"{shown} does not exist") from None
-            if code in ("NoSuchVersion", "InvalidArgument") and version_id:
-                raise RegistryError(f"{shown} does not exist: the pinned object version is "
-                                    "gone or was never in this bucket") from None
-            if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
-                raise RegistryError(f"access denied to {shown}: the AWS identity in use may "
-                                    "not read it (check AWS_PROFILE and its policies)") from None
-            message = error.response.get("Error", {}).get("Message") or code
-            raise RegistryError(f"{shown}: {message}") from None
-        except NoCredentialsError:
-            raise RegistryError("no AWS credentials found: set AWS_PROFILE, or "
-                                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
-        except BotoCoreError as error:
-            raise RegistryError(f"{where}: {error}") from None
+
+def s3_request(action: Callable[[], Any], where: S3Location,
+               version_id: str | None = None) -> Any:
+    """Run one S3 request on `where`; its answer, or RegistryError with one line for the user.
+
+    A missing key raises `_MissingKeyError` (a RegistryError), which callers may treat
+    as an answer; access denied, no credentials, a missing bucket each get their line.
+    """
+    from botocore.exceptions import (  # noqa: PLC0415
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+    )
+
+    try:
+        return action()
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        shown = _shown(where, version_id)
+        if code == "NoSuchBucket":
+            raise RegistryError(f"bucket '{where.bucket}' does not exist (or is in "
+                                "another account)") from None
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise _MissingKeyError(f"{shown} does not exist") from None
+        if code in ("NoSuchVersion", "InvalidArgument") and version_id:
+            raise RegistryError(f"{shown} does not exist: the pinned object version is "
+                                "gone or was never in this bucket") from None
+        if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
+            raise RegistryError(f"access denied to {shown}: the AWS identity in use may "
+                                "not read it (check AWS_PROFILE and its policies)") from None
+        message = error.response.get("Error", {}).get("Message") or code
+        raise RegistryError(f"{shown}: {message}") from None
+    except NoCredentialsError:
+        raise RegistryError("no AWS credentials found: set AWS_PROFILE, or "
+                            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
+    except BotoCoreError as error:
+        raise RegistryError(f"{where}: {error}") from None
 
 
 class _MissingKeyError(RegistryError):
