@@ -372,3 +372,27 @@ def test_a_removed_candidates_image_is_not_counted_as_lost(
     (deletion,) = [r for r in planned["risks"] if r["kind"] == "deletion"]
     assert "Deployment fraud-detector-challenger" in deletion["message"]
     assert "Image " not in deletion["message"], "pulumi-docker never deletes a pushed tag"
+
+
+PINNED_FILES = """\
+    artifact:
+      uri: s3://training-output/recommender/3.0.1/
+      files:
+        - {path: config.json, sha256: <CONFIG>, size: 512}
+        - {path: model.safetensors, sha256: <WEIGHTS>, size: 4976698672}
+""".replace("<CONFIG>", "c0" * 32).replace("<WEIGHTS>", "5a" * 32)
+
+
+def test_a_pinned_files_digest_changed_under_the_same_version_is_a_danger(
+        project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    """`artifact lock` run again after the weights were rewritten in place."""
+    edit(project, "models.yaml",
+         "    artifact:\n      uri: s3://training-output/recommender/3.0.1/model.pt\n",
+         PINNED_FILES, "recommender: weights pinned file by file")
+    edit(project, "models.yaml", "sha256: " + "5a" * 32, "sha256: " + "5b" * 32,
+         "recommender: artifact lock after the weights were rewritten")
+    planned = document(project, capsys)
+    assert kinds(planned) == [("danger", "product-recommender", "artifact-mutated")]
+    message = planned["risks"][0]["message"]
+    assert f"artifact.files: model.safetensors sha256 {'5a' * 32} → {'5b' * 32}" in message
+    assert "the version stays 3.0.1: a version must name one artifact forever" in message
