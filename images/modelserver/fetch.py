@@ -72,7 +72,7 @@ def main() -> int:
     for artifact in artifacts:
         log.info("%s: fetching %d file(s), %s, from %s to %s", artifact.name,
                  len(artifact.files), _mib(artifact.size), artifact.uri, artifact.dest)
-        done = fetch_artifact(artifact, _head(artifact), _download(artifact, config),
+        done = fetch_artifact(artifact, head_of(artifact), download_of(artifact, config),
                               logged_progress(artifact.name))
         for problem in done.problems:
             log.error("%s", problem)
@@ -100,7 +100,8 @@ def transfer_config() -> Any:
                           max_concurrency=CONCURRENCY)
 
 
-def _head(artifact: PinnedArtifact) -> Callable[[PinnedFile], int]:
+def head_of(artifact: PinnedArtifact) -> Callable[[PinnedFile], int]:
+    """`fetch_artifact`'s look at an object: its size by HeadObject, failures as FetchError."""
     def head(file: PinnedFile) -> int:
         bucket, key = artifact.bucket_and_key(file)
         try:
@@ -111,8 +112,9 @@ def _head(artifact: PinnedArtifact) -> Callable[[PinnedFile], int]:
     return head
 
 
-def _download(artifact: PinnedArtifact,
+def download_of(artifact: PinnedArtifact,
               config: Any) -> Callable[[PinnedFile, DigestingWriter], None]:
+    """`fetch_artifact`'s download: boto3's transfer manager into the hashing writer."""
     def download(file: PinnedFile, writer: DigestingWriter) -> None:
         bucket, key = artifact.bucket_and_key(file)
         try:

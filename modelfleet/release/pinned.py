@@ -183,7 +183,7 @@ class DigestingWriter:
     the object arrives. More bytes than pinned stop the download (FetchError).
     """
 
-    def __init__(self, stream: BinaryIO, file: PinnedFile, shown: str,
+    def __init__(self, stream: BinaryIO | _Discard, file: PinnedFile, shown: str,
                  advance: Callable[[int], object]) -> None:
         self._stream = stream
         self._file = file
@@ -260,6 +260,36 @@ def fetch_artifact(artifact: PinnedArtifact, head: Head, download: Download,
         _place(staging, target)
     placed = tuple(target / file.path for file in artifact.files)
     return Fetched(artifact, placed, (), time.monotonic() - started)
+
+
+def verify_artifact(artifact: PinnedArtifact, head: Head, download: Download,
+                    pinned_by: str = "the manifest") -> list[str]:
+    """Check every file of `artifact` where it is stored, writing nothing: one line per problem.
+
+    The same checks as `fetch_artifact` (size first, then size and SHA-256 of the bytes
+    as they arrive), for `registry verify`.
+    """
+    problems = [f"{artifact.name}: {problem}"
+                for problem in _check_sizes(artifact, head, pinned_by)]
+    if problems:
+        return problems
+    for file in artifact.files:
+        writer = DigestingWriter(_Discard(), file, artifact.shown(file), lambda _count: None)
+        try:
+            download(file, writer)
+            problem = writer.problem(pinned_by)
+        except FetchError as error:
+            problem = str(error)
+        if problem:
+            problems.append(f"{artifact.name}: {problem}")
+    return problems
+
+
+class _Discard:
+    """A stream that keeps nothing (what `verify_artifact` downloads is only hashed)."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
 
 
 def _check_sizes(artifact: PinnedArtifact, head: Head, pinned_by: str) -> list[str]:
