@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -73,15 +74,24 @@ def llm(bucket: str, dest: Path, prefix: str = "llama/1.0.0/") -> PinnedArtifact
                           tuple(pin(path, body) for path, body in files.items()))
 
 
-def fetch(env: dict[str, str], *artifacts: PinnedArtifact,
-          plan: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m modelserver.fetch` as the init container runs it."""
+FETCH = [sys.executable, "-m", "modelserver.fetch"]
+
+
+def init_env(env: dict[str, str], plan: str) -> dict[str, str]:
+    """The init container's environment: FETCH_PLAN and the AWS settings, nothing else AWS."""
     run_env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     run_env.update(env)
     run_env["PYTHONPATH"] = str(IMAGES)
-    run_env["FETCH_PLAN"] = plan if plan is not None else json.dumps(plan_document(artifacts))
-    return subprocess.run([sys.executable, "-m", "modelserver.fetch"], env=run_env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    run_env["FETCH_PLAN"] = plan
+    return run_env
+
+
+def fetch(env: dict[str, str], *artifacts: PinnedArtifact,
+          plan: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m modelserver.fetch` as the init container runs it."""
+    text = plan if plan is not None else json.dumps(plan_document(artifacts))
+    return subprocess.run(FETCH, env=init_env(env, text), capture_output=True, text=True,
+                          timeout=120, check=False)
 
 
 def everything_below(folder: Path) -> list[str]:
@@ -179,7 +189,7 @@ def test_a_version_that_is_gone_is_a_missing_file(aws: dict[str, str], bucket: s
 
 def test_a_large_file_logs_its_progress_in_a_bounded_number_of_lines(
         aws: dict[str, str], bucket: str, tmp_path: Path) -> None:
-    large = os.urandom(40 << 20)  # five 8 MiB ranges
+    large = os.urandom(24 << 20)  # three 8 MiB ranges
     client = boto3.client("s3")
     client.upload_fileobj(io.BytesIO(large), bucket, "llama/2.0.0/model.safetensors")
     dest = tmp_path / "models/weights"
@@ -194,7 +204,34 @@ def test_a_large_file_logs_its_progress_in_a_bounded_number_of_lines(
     assert progress[0].startswith("10% (")
     assert progress[-1].startswith("90% (")
     assert len(progress) == 9, progress
-    assert "weights: 1 file(s), 40.0 MiB, sha256 verified" in done.stderr
+    assert "weights: 1 file(s), 24.0 MiB, sha256 verified" in done.stderr
+
+
+def test_a_fetch_stopped_midway_leaves_nothing_behind(aws: dict[str, str], bucket: str,
+                                                      tmp_path: Path) -> None:
+    """The kubelet stops an init container with SIGTERM (a deleted pod, a node drain)."""
+    large = os.urandom(32 << 20)
+    boto3.client("s3").upload_fileobj(io.BytesIO(large), bucket, "llama/3.0.0/model.safetensors")
+    dest = tmp_path / "models/weights"
+    artifact = PinnedArtifact("weights", f"s3://{bucket}/llama/3.0.0/", str(dest),
+                              (pin("model.safetensors", large),))
+    process = subprocess.Popen(FETCH, env=init_env(aws, json.dumps(plan_document([artifact]))),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if "weights: model.safetensors 10% (" in line:
+                process.send_signal(signal.SIGTERM)
+                break
+        status = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert status == 128 + signal.SIGTERM, "".join(seen)
+    assert everything_below(tmp_path / "models") == []  # no dest, no partial folder
 
 
 def test_weights_and_an_adapter_in_one_plan(aws: dict[str, str], bucket: str,
