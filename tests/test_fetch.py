@@ -27,8 +27,11 @@ from modelfleet.release.pinned import (
     PinnedArtifact,
     PinnedFile,
     PlanError,
+    adapter_artifact,
     parse_plan,
     plan_document,
+    size_limit_bytes,
+    weights_artifact,
 )
 from tests.conftest import PROJECT
 from tests.registry_world import REGION, moto_s3
@@ -291,3 +294,14 @@ def test_the_writer_stops_a_download_larger_than_pinned() -> None:
     with pytest.raises(FetchError, match="the pin is 3 bytes, the object has more"):
         writer.write(b"cd")
     assert not writer.seekable()  # so boto3 writes ranges in order
+
+
+def test_the_plan_of_weights_and_adapters_follows_the_pods_layout() -> None:
+    weights = weights_artifact("s3://w/llama/", [pin("config.json", CONFIG)])
+    adapter = adapter_artifact("sql", "s3://w/sql/", [pin("adapter_model.safetensors", b"x")])
+    assert (weights.name, weights.dest) == ("weights", "/models/weights")
+    assert (adapter.name, adapter.dest) == ("adapter-sql", "/models/adapters/sql")
+    assert parse_plan(json.dumps(plan_document([weights, adapter]))) == [weights, adapter]
+    assert size_limit_bytes([weights, adapter]) == -(-(len(CONFIG) + 1) * 110 // 100)
+    assert size_limit_bytes([PinnedArtifact("w", "s3://w/", "/m", (pin("a", b"0" * 1000),))]) \
+        == 1100

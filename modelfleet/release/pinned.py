@@ -168,6 +168,30 @@ def _artifact(item: Any, index: int) -> PinnedArtifact:
     return PinnedArtifact(name, uri, dest, pinned)
 
 
+MODELS_MOUNT = "/models"
+"""Where the pod's emptyDir of fetched files is mounted (init container and engine)."""
+WEIGHTS = "weights"
+"""The name (and folder below MODELS_MOUNT) of a model's own weights."""
+SIZE_LIMIT_HEADROOM_PERCENT = 10
+
+
+def weights_artifact(uri: str, files: Sequence[PinnedFile]) -> PinnedArtifact:
+    """The model's weights in a fetch plan: `weights`, fetched to `/models/weights`."""
+    return PinnedArtifact(WEIGHTS, uri, f"{MODELS_MOUNT}/{WEIGHTS}", tuple(files))
+
+
+def adapter_artifact(adapter: str, uri: str, files: Sequence[PinnedFile]) -> PinnedArtifact:
+    """An adapter in a fetch plan: `adapter-<name>`, fetched to `/models/adapters/<name>`."""
+    return PinnedArtifact(f"adapter-{adapter}", uri, f"{MODELS_MOUNT}/adapters/{adapter}",
+                          tuple(files))
+
+
+def size_limit_bytes(artifacts: Sequence[PinnedArtifact]) -> int:
+    """The `/models` emptyDir's `sizeLimit` in bytes: every file's size plus 10%, rounded up."""
+    total = sum(artifact.size for artifact in artifacts)
+    return -(-total * (100 + SIZE_LIMIT_HEADROOM_PERCENT) // 100)
+
+
 def plan_document(artifacts: Sequence[PinnedArtifact]) -> dict[str, Any]:
     """The `FETCH_PLAN` JSON document of these artifacts (what `parse_plan` reads back)."""
     return {"artifacts": [{"name": a.name, "uri": a.uri, "dest": a.dest,
