@@ -265,7 +265,7 @@ def _mutations(view: ModelView, model: str | None) -> list[Risk]:
     old, new = artifact_files(view.name, view.base), artifact_files(view.name, view.head)
     altered = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if fields or altered:
-        what = [_artifact_phrase(f.path, f.old, f.new) for f in fields]
+        what = [f"{f.path} {_short(f.old)} → {_short(f.new)}" for f in fields]
         what += [f"uploaded file {key}" for key in altered]
         risks.append(Risk("danger", model, "artifact-mutated", (
             f"the artifact changes ({'; '.join(what)}) but the version stays {version}: a "
@@ -348,22 +348,6 @@ def _single_replica(view: ModelView, model: str) -> list[Risk]:
                 f"{rollout.component} pods (Deployment {rollout.deployment}) run with a minimum "
                 "of 1 replica in production: one node drain or crash and it stops serving")))
     return risks
-
-
-def _artifact_phrase(path: str, old: Any, new: Any) -> str:
-    """`artifact.sha256 9f2c… → 0f2c…`; pinned `files` file by file (path, sha256, size)."""
-    if not (path.endswith("files") and isinstance(old, list) and isinstance(new, list)):
-        return f"{path} {_short(old)} → {_short(new)}"
-    before = {str(f.get("path")): f for f in old if isinstance(f, dict)}
-    after = {str(f.get("path")): f for f in new if isinstance(f, dict)}
-    phrases = [f"{path}: {name} added" for name in sorted(after.keys() - before.keys())]
-    phrases += [f"{path}: {name} removed" for name in sorted(before.keys() - after.keys())]
-    for name in sorted(before.keys() & after.keys()):
-        phrases += [f"{path}: {name} {key} {_short(before[name].get(key))} → "
-                    f"{_short(after[name].get(key))}"
-                    for key in ("sha256", "size", "versionId")
-                    if before[name].get(key) != after[name].get(key)]
-    return "; ".join(phrases) or f"{path} reordered"
 
 
 def _short(value: Any) -> str:

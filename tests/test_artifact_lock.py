@@ -202,14 +202,17 @@ def test_a_refresh_replaces_the_files_and_warns_of_new_content_under_the_same_ve
     code, out, err = lock(capsys, "llama", str(file))
     assert code == 0
     assert out.startswith("no change:")
-    put(weights, "llama/1.0.0/model.safetensors", SHARD[:-1] + b"\0")  # retrained in place
+    retrained = SHARD[:-1] + b"\0"
+    put(weights, "llama/1.0.0/model.safetensors", retrained)  # rewritten in place
     code, out, err = lock(capsys, "llama", str(file))
     assert code == 0
     assert "warning: model 'llama': the objects of artifact differ from its pinned files " \
            "(1 changed (model.safetensors)) while the version stays 1.0.0: a plan flags this " \
            "as artifact-mutated" in err
+    assert f"    artifact.files.model.safetensors.sha256: {sha(SHARD)} → " \
+           f"{sha(retrained)}" in out.splitlines()  # the diff names the one file
     files = data(file)["models"][0]["artifact"]["files"]
-    assert files[1]["sha256"] == sha(SHARD[:-1] + b"\0")
+    assert files[1]["sha256"] == sha(retrained)
     assert file.read_text().count("files:") == 2  # replaced, not added again
 
 

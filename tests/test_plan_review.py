@@ -394,5 +394,6 @@ def test_a_pinned_files_digest_changed_under_the_same_version_is_a_danger(
     planned = document(project, capsys)
     assert kinds(planned) == [("danger", "product-recommender", "artifact-mutated")]
     message = planned["risks"][0]["message"]
-    assert f"artifact.files: model.safetensors sha256 {'5a' * 32} → {'5b' * 32}" in message
+    assert f"artifact.files.model.safetensors.sha256 {'5a' * 32} → {'5b' * 32}" in message
+    assert "config.json" not in message  # only the file that changed
     assert "the version stays 3.0.1: a version must name one artifact forever" in message
