@@ -210,6 +210,21 @@ def test_a_large_file_logs_its_progress_in_a_bounded_number_of_lines(
     assert "weights: 1 file(s), 24.0 MiB, sha256 verified" in done.stderr
 
 
+def test_a_second_run_keeps_verified_files_and_replaces_a_damaged_one(
+        aws: dict[str, str], bucket: str, tmp_path: Path) -> None:
+    """An init container that runs again on the pod's emptyDir downloads only what it must."""
+    dest = tmp_path / "models/weights"
+    artifact = llm(bucket, dest)
+    assert fetch(aws, artifact).returncode == 0
+    (dest / "model.safetensors").write_bytes(b"damaged")
+    again = fetch(aws, artifact)
+    assert again.returncode == 0, again.stderr
+    assert "weights: 2 file(s) already in" in again.stderr
+    assert (dest / "model.safetensors").read_bytes() == WEIGHTS
+    assert everything_below(tmp_path / "models") == [
+        "weights", "weights/config.json", "weights/model.safetensors", "weights/tokenizer.json"]
+
+
 def test_a_fetch_stopped_midway_leaves_nothing_behind(aws: dict[str, str], bucket: str,
                                                       tmp_path: Path) -> None:
     """The kubelet stops an init container with SIGTERM (a deleted pod, a node drain)."""

@@ -80,6 +80,9 @@ def main() -> int:
             failed += 1
             log.error("%s: refused, nothing written to %s", artifact.name, artifact.dest)
             continue
+        if done.kept:
+            log.info("%s: %d file(s) already in %s with the pinned sha256, not downloaded "
+                     "again", artifact.name, len(done.kept), artifact.dest)
         rate = artifact.size / MIB / done.seconds if done.seconds > 0 else 0.0
         log.info("%s: %d file(s), %s, sha256 verified, in %s (%.1f s, %.1f MiB/s)",
                  artifact.name, len(artifact.files), _mib(artifact.size), artifact.dest,

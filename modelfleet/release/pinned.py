@@ -255,6 +255,8 @@ class Fetched:
     problems: tuple[str, ...]
     """One line per problem, each starting with the artifact's name."""
     seconds: float
+    kept: tuple[str, ...] = ()
+    """Paths already in `dest` with the pinned size and sha256, so not downloaded again."""
 
 
 def fetch_artifact(artifact: PinnedArtifact, head: Head, download: Download,
@@ -266,6 +268,10 @@ def fetch_artifact(artifact: PinnedArtifact, head: Head, download: Download,
     for all files, nothing downloaded); then each file is downloaded and verified in
     turn, going on after a mismatch so that every problem is reported. `dest` gets the
     files only when all verified. `pinned_by` names the pin in messages.
+
+    A file already in `dest` with the pinned size and sha256 (a pod whose init container
+    runs again on the same `emptyDir`, a second pull into one folder) is hashed where it
+    is and kept, not downloaded again.
     """
     started = time.monotonic()
     target = dest if dest is not None else Path(artifact.dest)
@@ -273,8 +279,11 @@ def fetch_artifact(artifact: PinnedArtifact, head: Head, download: Download,
                 for problem in _check_sizes(artifact, head, pinned_by)]
     if problems:
         return Fetched(artifact, (), tuple(problems), time.monotonic() - started)
+    kept = tuple(file.path for file in artifact.files if _in_place(target / file.path, file))
     with _staging(target) as staging:
         for file in artifact.files:
+            if file.path in kept:
+                continue
             problem = _fetch_file(artifact, file, staging / file.path, download,
                                   progress or _no_progress, pinned_by)
             if problem:
@@ -283,7 +292,18 @@ def fetch_artifact(artifact: PinnedArtifact, head: Head, download: Download,
             return Fetched(artifact, (), tuple(problems), time.monotonic() - started)
         _place(staging, target)
     placed = tuple(target / file.path for file in artifact.files)
-    return Fetched(artifact, placed, (), time.monotonic() - started)
+    return Fetched(artifact, placed, (), time.monotonic() - started, kept)
+
+
+def _in_place(path: Path, file: PinnedFile) -> bool:
+    """Whether `path` is a regular file with the pinned size and sha256."""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size != file.size:
+        return False
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest() == file.sha256
 
 
 def verify_artifact(artifact: PinnedArtifact, head: Head, download: Download,
