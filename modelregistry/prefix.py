@@ -5,9 +5,12 @@ SHA-256 comes from S3's stored checksum when the object has a full-object one
 (HeadObject with `ChecksumMode=ENABLED` answers `ChecksumSHA256`); otherwise the
 object is streamed and hashed here. A multipart upload's SHA-256 checksum is a
 checksum of the parts' checksums (`ChecksumType: COMPOSITE`, the value suffixed
-`-<parts>`), not the file's SHA-256, so it is never used: S3 supports full-object
-checksums of multipart uploads only for the CRC algorithms (AWS S3 User Guide,
-"Checking object integrity", full object and composite checksum types).
+`-<parts>`), not the file's SHA-256, so it is never used. Sources (read, not run
+against AWS; moto answers neither ChecksumType nor the suffix, so a multipart ETag
+`…-<parts>` is refused too): the S3 API Reference, data type `Checksum` (for an object
+uploaded in parts the value "may not be a direct checksum value of the full object");
+the AWS S3 transfer manager crate aws-s3-transfer 1.0.0, `src/types/checksum.rs` ("SHA-1
+and SHA-256 have no full object type for multipart uploads").
 """
 
 from __future__ import annotations
