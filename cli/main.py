@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cli import manifest, plan, registry, rollout
+from cli import artifact, manifest, plan, registry, rollout
 from cli.arguments import Command
 from cli.project import enter_project
 from modelfleet.diff.report import plural
@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_commands(commands)
     plan.add_commands(commands)
     rollout.add_commands(commands)
+    artifact.add_commands(commands)
     manifest.add_schema_command(commands)
     registry.add_commands(commands)
     return parser

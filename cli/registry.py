@@ -24,6 +24,7 @@ from modelregistry.client import (
     RegistryClient,
     RegistryError,
     RunStatus,
+    VerificationError,
     VersionRecord,
     parse_reference,
     s3_client,
@@ -85,6 +86,10 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
+        except VerificationError as error:
+            for problem in error.problems:
+                print(f"error: {problem}", file=sys.stderr)
+            return 1
         except RegistryError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
@@ -177,9 +182,18 @@ def render_record(bucket: str, record: VersionRecord) -> str:
     ]
     if record.version_id:
         lines.append(f"  versionId  {record.version_id}")
-    lines.append(f"  sha256     {record.artifact_sha256 or '(not recorded)'}")
-    for key, digest in record.file_digests.items():
-        lines.append(f"    {key}  {digest}")
+    pinned = record.pinned_files
+    if pinned:
+        total = sum(file.size for file in pinned)
+        lines.append(f"  files      {len(pinned)} pinned, {_bytes(total)} ({total} bytes)")
+        width = max(len(file.path) for file in pinned)
+        lines += [f"    {file.path.ljust(width)}  {file.size:>12}  {file.sha256}"
+                  + (f"  versionId {file.version_id}" if file.version_id else "")
+                  for file in pinned]
+    else:
+        lines.append(f"  sha256     {record.artifact_sha256 or '(not recorded)'}")
+        for key, digest in record.file_digests.items():
+            lines.append(f"    {key}  {digest}")
     lines += [
         f"  image      {document.get('image')}",
         f"  manifest   {manifest.get('file')} at {manifest.get('commit')} "
@@ -309,6 +323,14 @@ def terminal_progress() -> Progress | None:
             yield progress.update
 
     return bar
+
+
+def _bytes(size: int) -> str:
+    """`4.6 GiB`, `12.0 MiB`, `512 bytes`: a size as a reader takes it in."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def _json(value: Any) -> None:

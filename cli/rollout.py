@@ -30,14 +30,15 @@ def add_commands(commands: Subparsers) -> None:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    return _report(step.promote(Path(args.file), args.model, args.candidate, args.file))
+    return report_step(step.promote(Path(args.file), args.model, args.candidate, args.file))
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    return _report(step.rollback(Path(args.file), args.model, args.ref, args.file))
+    return report_step(step.rollback(Path(args.file), args.model, args.ref, args.file))
 
 
-def _report(done: step.Step) -> int:
+def report_step(done: step.Step) -> int:
+    """Print a release step's warnings, its manifest diff and its summary; exit status 0."""
     for warning in done.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if done.diff is not None:

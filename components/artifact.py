@@ -90,14 +90,20 @@ class ModelArtifact(pulumi.ComponentResource):
 
 def metadata_record(args: ModelArtifactArgs, artifact_uri: str,
                     image_reference: str) -> MetadataRecord:
-    """What clients read about a model version; written once per version and on its changes."""
+    """What clients read about a model version; written once per version and on its changes.
+
+    `files`: the uploaded files of an `artifact.path`, or the objects `artifact.files` pins
+    below a `uri` prefix (with their sizes and object versions).
+    """
     model = args.model
     return MetadataRecord(
         name=model.name, version=model.version, team=model.team, stage=model.stage,
         environment=args.environment, artifact_uri=artifact_uri,
         artifact_sha256=model.artifact.sha256 or (
             args.files[0].sha256 if args.single_file else None),
-        files=tuple(ArtifactFileRecord(f.key, f.sha256) for f in args.files),
+        files=tuple(ArtifactFileRecord(f.key, f.sha256) for f in args.files) or tuple(
+            ArtifactFileRecord(f.path, f.sha256, f.size, f.version_id)
+            for f in model.artifact.files),
         image=image_reference, manifest_file=args.manifest_file,
         commit=args.provenance.commit, manifest_digest=args.provenance.manifest_digest,
         artifact_version_id=model.artifact.version_id)

@@ -20,6 +20,15 @@ from typing import Any
 
 from modelfleet.manifest.semver import Version, is_semver
 from modelfleet.release import layout
+from modelfleet.release.pinned import (
+    DigestingWriter,
+    FetchError,
+    PinnedArtifact,
+    PinnedFile,
+    PlanError,
+    fetch_artifact,
+    verify_artifact,
+)
 
 CHUNK = 1 << 20
 """Bytes read and hashed at a time."""
@@ -30,6 +39,15 @@ Progress = Callable[[str, int], contextlib.AbstractContextManager[Callable[[int]
 
 class RegistryError(Exception):
     """Anything that stops a registry command; its message is one line for the user."""
+
+
+class VerificationError(RegistryError):
+    """Pinned files that are missing or do not verify: one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        more = f" ({len(problems)} problems in all)" if len(problems) > 1 else ""
+        super().__init__(problems[0] + more)
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,25 @@ class VersionRecord:
         file's)."""
         key = S3Location.parse(self.artifact_uri).key
         return self.artifact_sha256 or self.file_digests.get(PurePosixPath(key).name)
+
+    @property
+    def pinned_files(self) -> tuple[PinnedFile, ...]:
+        """The objects `artifact.files` pinned below the artifact's prefix (each with its
+        size), exactly what is fetched; empty for any other artifact."""
+        files = self.document.get("artifact", {}).get("files") or []
+        if not files or not all(isinstance(f, dict) and "size" in f for f in files):
+            return ()
+        try:
+            return tuple(PinnedFile.from_document(
+                {"path": f.get("key"), "sha256": f.get("sha256"), "size": f.get("size"),
+                 "versionId": f.get("versionId")}, self.key) for f in files)
+        except PlanError as error:
+            raise RegistryError(f"{error}: the record is not one modelfleet writes") from None
+
+    def pinned_artifact(self, dest: Path) -> PinnedArtifact:
+        """The record's pinned files as an artifact to fetch into (or verify for) `dest`."""
+        return PinnedArtifact(f"{self.name}@{self.version}", self.artifact_uri, str(dest),
+                              self.pinned_files)
 
     @property
     def file_digests(self) -> dict[str, str]:
@@ -254,6 +291,8 @@ class RegistryClient:
                    progress: Progress | None) -> list[PulledFile]:
         name, version = record.name, record.version
         source = S3Location.parse(record.artifact_uri)
+        if record.pinned_files:
+            return self._pull_pinned(record, folder, progress)
         if not source.is_prefix:
             expected = record.object_sha256
             target = folder / PurePosixPath(source.key).name
@@ -276,6 +315,47 @@ class RegistryClient:
             pulled.append(self._download(S3Location(source.bucket, key), folder / relative,
                                          digests.get(relative), None, progress))
         return pulled
+
+    def _pull_pinned(self, record: VersionRecord, folder: Path,
+                     progress: Progress | None) -> list[PulledFile]:
+        """Exactly the pinned objects, verified as the init container verifies them
+        (`modelfleet.release.pinned`), and placed in `folder` only when all verified."""
+        artifact = record.pinned_artifact(folder)
+        done = fetch_artifact(artifact, self._pinned_head(artifact),
+                              self._pinned_download(artifact), progress,
+                              pinned_by="the registry", dest=folder)
+        if done.problems:
+            raise VerificationError([*done.problems, f"nothing was written to {folder}"])
+        return [PulledFile(path, artifact.uri + file.path
+                           + (f"?versionId={file.version_id}" if file.version_id else ""),
+                           file.size, file.sha256, True)
+                for path, file in zip(done.placed, artifact.files, strict=True)]
+
+    def _pinned_head(self, artifact: PinnedArtifact) -> Callable[[PinnedFile], int]:
+        def head(file: PinnedFile) -> int:
+            where = S3Location(*artifact.bucket_and_key(file))
+            try:
+                answer = self._call(lambda: self.s3.head_object(
+                    **_object_args(where, file.version_id)), where, file.version_id)
+            except RegistryError as error:
+                raise FetchError(str(error)) from None
+            return int(answer["ContentLength"])
+
+        return head
+
+    def _pinned_download(self, artifact: PinnedArtifact,
+                         ) -> Callable[[PinnedFile, DigestingWriter], None]:
+        def download(file: PinnedFile, writer: DigestingWriter) -> None:
+            where = S3Location(*artifact.bucket_and_key(file))
+            extra = {"VersionId": file.version_id} if file.version_id else None
+            try:
+                self._call(lambda: self.s3.download_fileobj(where.bucket, where.key, writer,
+                                                            ExtraArgs=extra),
+                           where, file.version_id)
+            except RegistryError as error:
+                raise FetchError(str(error)) from None
+
+        return download
 
     def _download(self, source: S3Location, target: Path, expected: str | None,
                   version_id: str | None, progress: Progress | None) -> PulledFile:
@@ -336,6 +416,11 @@ class RegistryClient:
     def _verify_artifact(self, record: VersionRecord, problems: list[str]) -> int:
         label = f"{record.name}@{record.version}"
         source = S3Location.parse(record.artifact_uri)
+        if record.pinned_files:
+            artifact = record.pinned_artifact(Path(label))
+            problems += verify_artifact(artifact, self._pinned_head(artifact),
+                                        self._pinned_download(artifact), "the registry")
+            return len(artifact.files)
         if not source.is_prefix:
             expected = record.object_sha256
             self._verify_object(label, source, expected, record.version_id, problems)
@@ -431,36 +516,45 @@ class RegistryClient:
         return document
 
     def _call(self, action: Callable[[], Any], where: S3Location, version_id: str | None) -> Any:
-        """Run one S3 request; turn its failure into one line (a missing key: _MissingKeyError)."""
-        from botocore.exceptions import (  # noqa: PLC0415
-            BotoCoreError,
-            ClientError,
-            NoCredentialsError,
-        )
+        return s3_request(action, where, version_id)
 
-        try:
-            return action()
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            shown = _shown(where, version_id)
-            if code == "NoSuchBucket":
-                raise RegistryError(f"bucket '{where.bucket}' does not exist (or is in "
-                                    "another account)") from None
-            if code in ("NoSuchKey", "404", "NotFound"):
-                raise _MissingKeyError(f"{shown} does not exist") from None
-            if code in ("NoSuchVersion", "InvalidArgument") and version_id:
-                raise RegistryError(f"{shown} does not exist: the pinned object version is "
-                                    "gone or was never in this bucket") from None
-            if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
-                raise RegistryError(f"access denied to {shown}: the AWS identity in use may "
-                                    "not read it (check AWS_PROFILE and its policies)") from None
-            message = error.response.get("Error", {}).get("Message") or code
-            raise RegistryError(f"{shown}: {message}") from None
-        except NoCredentialsError:
-            raise RegistryError("no AWS credentials found: set AWS_PROFILE, or "
-                                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
-        except BotoCoreError as error:
-            raise RegistryError(f"{where}: {one_line(str(error))}") from None
+
+def s3_request(action: Callable[[], Any], where: S3Location,
+               version_id: str | None = None) -> Any:
+    """Run one S3 request on `where`; its answer, or RegistryError with one line for the user.
+
+    A missing key raises `_MissingKeyError` (a RegistryError), which callers may treat
+    as an answer; access denied, no credentials, a missing bucket each get their line.
+    """
+    from botocore.exceptions import (  # noqa: PLC0415
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+    )
+
+    try:
+        return action()
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        shown = _shown(where, version_id)
+        if code == "NoSuchBucket":
+            raise RegistryError(f"bucket '{where.bucket}' does not exist (or is in "
+                                "another account)") from None
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise _MissingKeyError(f"{shown} does not exist") from None
+        if code in ("NoSuchVersion", "InvalidArgument") and version_id:
+            raise RegistryError(f"{shown} does not exist: the pinned object version is "
+                                "gone or was never in this bucket") from None
+        if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
+            raise RegistryError(f"access denied to {shown}: the AWS identity in use may "
+                                "not read it (check AWS_PROFILE and its policies)") from None
+        message = error.response.get("Error", {}).get("Message") or code
+        raise RegistryError(f"{shown}: {message}") from None
+    except NoCredentialsError:
+        raise RegistryError("no AWS credentials found: set AWS_PROFILE, or "
+                            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
+    except BotoCoreError as error:
+        raise RegistryError(f"{where}: {one_line(str(error))}") from None
 
 
 class _MissingKeyError(RegistryError):

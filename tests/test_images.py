@@ -66,3 +66,23 @@ def test_the_example_manifest_builds_from_these_dockerfiles() -> None:
     text = (PROJECT / "models.yaml").read_text()
     for flavor in FLAVORS:
         assert f"dockerfile: images/{flavor}.Dockerfile" in text
+
+
+def test_the_fetch_image_is_lint_clean_non_root_and_carries_no_model_library() -> None:
+    result = subprocess.run([hadolint(), str(IMAGES / "fetch.Dockerfile")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+    steps = instructions("fetch")
+    (base,) = [arg for op, arg in steps if op == "FROM"]
+    assert base.startswith("python:")
+    assert base.endswith("-slim-bookworm")
+    assert [arg for op, arg in steps if op == "USER"] == ["10001:10001"]
+    (entry,) = [arg for op, arg in steps if op == "ENTRYPOINT"]
+    assert entry == '["python", "-m", "modelserver.fetch"]'
+    assert "COPY modelserver /app/modelserver" in [f"{op} {arg}" for op, arg in steps]
+    lines = [line for line in (IMAGES / "requirements-fetch.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.+-]*", line) for line in lines)
+    assert [line.split("==")[0] for line in lines] == ["boto3"]
+    sklearn = (IMAGES / "requirements-sklearn.txt").read_text()
+    assert lines[0] in sklearn, "the same boto3 as the model server's"

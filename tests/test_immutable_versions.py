@@ -283,3 +283,24 @@ def test_a_promoted_candidates_image_would_be_built_again_and_the_update_says_so
         "the version."]
     unchanged = deploy(project.root / "models.yaml", previous=again.outputs, config=GATEWAY)
     assert [line for line in unchanged.messages("info") if "warning:" in line] == []
+
+
+def pinned_files(weights_sha: str) -> str:
+    return ('{uri: "s3://training/fraud/1.4.2/", files: [{path: config.json, sha256: "' + SHA_A
+            + '", size: 512}, {path: model.safetensors, sha256: "' + weights_sha
+            + '", size: 4096}]}')
+
+
+def test_a_pinned_file_with_new_content_under_the_same_version_is_refused(
+        project: GitRepo) -> None:
+    """`artifact lock` run again after the weights were rewritten in place under 1.4.2."""
+    project.write("models.yaml", manifest(pinned_files(SHA_A)))
+    first = deploy(project.root / "models.yaml")
+    project.write("models.yaml", manifest(pinned_files(SHA_B)))
+    with pytest.raises(ProgramFailed) as failure:
+        redeploy(project, first, approved=True)
+    (error,) = failure.value.simulation.messages("error")
+    assert error.startswith("modelfleet: model 'fraud' version 1.4.2 already names another "
+                            "artifact: artifact.files changed (files digest sha256 ")
+    project.write("models.yaml", manifest(pinned_files(SHA_A)))
+    assert warnings(redeploy(project, first, approved=True)) == []  # the same pins: no change

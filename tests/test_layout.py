@@ -19,3 +19,9 @@ def test_keys_read_back_as_what_they_were_written_from() -> None:
     assert layout.part_index(layout.SUCCESS_NAME) is None
     assert layout.part_key("churn", "nightly", 3).startswith(layout.run_prefix("churn", "nightly"))
     assert layout.success_key("churn", "nightly").startswith(layout.outputs_prefix("churn"))
+
+
+def test_the_model_servers_copy_of_the_pinned_fetch_is_identical() -> None:
+    original = (PROJECT / "modelfleet/release/pinned.py").read_bytes()
+    copy = (PROJECT / "images/modelserver/pinned.py").read_bytes()
+    assert copy == original, "copy modelfleet/release/pinned.py to images/modelserver/pinned.py"

@@ -409,3 +409,26 @@ def test_pinning_an_object_version_narrows_the_role_to_that_version_in_the_plan(
         "Sid": "ReadArtifactVersion", "Effect": "Allow", "Action": ["s3:GetObjectVersion"],
         "Resource": key,
         "Condition": {"StringEquals": {"s3:VersionId": "Lr7dUs1qvNJq2B0ayzxAYf7vJw0DJ2Xp"}}}]
+PINNED_FILES = """\
+    artifact:
+      uri: s3://training-output/recommender/3.0.1/
+      files:
+        - {path: config.json, sha256: <CONFIG>, size: 512}
+        - {path: model.safetensors, sha256: <WEIGHTS>, size: 4976698672}
+""".replace("<CONFIG>", "c0" * 32).replace("<WEIGHTS>", "5a" * 32)
+
+
+def test_a_pinned_files_digest_changed_under_the_same_version_is_a_danger(
+        project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    """`artifact lock` run again after the weights were rewritten in place."""
+    edit(project, "models.yaml",
+         "    artifact:\n      uri: s3://training-output/recommender/3.0.1/model.pt\n",
+         PINNED_FILES, "recommender: weights pinned file by file")
+    edit(project, "models.yaml", "sha256: " + "5a" * 32, "sha256: " + "5b" * 32,
+         "recommender: artifact lock after the weights were rewritten")
+    planned = document(project, capsys)
+    assert kinds(planned) == [("danger", "product-recommender", "artifact-mutated")]
+    message = planned["risks"][0]["message"]
+    assert f"artifact.files.model.safetensors.sha256 {'5a' * 32} → {'5b' * 32}" in message
+    assert "config.json" not in message  # only the file that changed
+    assert "the version stays 3.0.1: a version must name one artifact forever" in message

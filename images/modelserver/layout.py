@@ -84,10 +84,27 @@ def success_key(model: str, run: str) -> str:
 
 @dataclass(frozen=True)
 class ArtifactFileRecord:
-    """One uploaded file of an `artifact.path`, below the version's `artifact/` prefix."""
+    """One file of an artifact: an uploaded file of an `artifact.path` (below the version's
+    `artifact/` prefix), or a pinned object of a `uri` prefix (`artifact.files`, below it).
+
+    A pinned object carries its size (and its object version when pinned): a record whose
+    files all have a size names exactly the objects to fetch; an uploaded file has none.
+    """
 
     key: str
     sha256: str
+    size: int | None = None
+    """Bytes; set for pinned objects only."""
+    version_id: str | None = None
+    """The S3 object version a pinned object names, if any."""
+
+    def document(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"key": self.key, "sha256": self.sha256}
+        if self.size is not None:
+            entry["size"] = self.size
+        if self.version_id:
+            entry["versionId"] = self.version_id
+        return entry
 
 
 @dataclass(frozen=True)
@@ -113,7 +130,7 @@ class MetadataRecord:
         artifact: dict[str, Any] = {
             "uri": self.artifact_uri,
             "sha256": self.artifact_sha256,
-            "files": [{"key": f.key, "sha256": f.sha256} for f in self.files],
+            "files": [f.document() for f in self.files],
         }
         if self.artifact_version_id:
             artifact["versionId"] = self.artifact_version_id

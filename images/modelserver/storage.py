@@ -13,6 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from modelserver.pinned import FetchError
+
 CHUNK = 1 << 20
 
 
@@ -206,6 +208,50 @@ def _download(bucket: str, key: str, target: Path, version_id: str | None = None
     except Exception as error:
         raise StorageError(f"cannot download {_named(f's3://{bucket}/{key}', version_id)}: "
                            f"{error}") from error
+
+
+def object_size(bucket: str, key: str, version_id: str | None = None) -> int:
+    """An S3 object's size in bytes (HeadObject, of `version_id` when given).
+
+    Raises StorageError with one line: the object (or the version) does not exist,
+    access is denied, or S3 could not be reached.
+    """
+    try:
+        answer = s3().head_object(Bucket=bucket, Key=key, **_version(version_id))
+    except Exception as error:
+        raise StorageError(_reason(error, f"s3://{bucket}/{key}", version_id)) from error
+    return int(answer["ContentLength"])
+
+
+def download_to(bucket: str, key: str, stream: Any, version_id: str | None = None,
+                config: Any = None) -> None:
+    """Write an S3 object (at `version_id`) to a file object, through boto3's transfer manager.
+
+    A non-seekable `stream` gets the bytes in order while byte ranges are fetched in
+    parallel (`config`: a boto3 `TransferConfig`). Raises StorageError with one line.
+    """
+    try:
+        s3().download_fileobj(bucket, key, stream, ExtraArgs=_version(version_id) or None,
+                              Config=config)
+    except FetchError:  # the stream refused more bytes than pinned
+        raise
+    except Exception as error:
+        raise StorageError(_reason(error, f"s3://{bucket}/{key}", version_id)) from error
+
+
+def _reason(error: Exception, uri: str, version_id: str | None) -> str:
+    """One line for a failed S3 request on `uri`."""
+    shown = _named(uri, version_id)
+    code = _error_code(error)
+    if code in ("404", "NoSuchKey", "NotFound"):
+        return f"{shown} does not exist"
+    if code in ("NoSuchVersion", "InvalidArgument", "400") and version_id:
+        return f"{shown} does not exist: the pinned object version is gone or was never there"
+    if code in ("403", "AccessDenied", "Forbidden"):
+        return f"access denied to {shown}: the pod's role may not read it"
+    if code == "NoSuchBucket":
+        return f"{shown}: the bucket does not exist"
+    return f"cannot read {shown}: {error}"
 
 
 def sha256_of(path: Path) -> str:

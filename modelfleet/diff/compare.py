@@ -155,9 +155,9 @@ def _ordered_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 
 def _key(items: list[Any]) -> str | None:
-    """A list of mappings with `id`s (batch runs) or `name`s (candidates) is compared item by
-    item, by that key."""
-    for key in ("id", "name"):
+    """A list of mappings with `id`s (batch runs), `name`s (candidates) or `path`s (an
+    artifact's pinned files) is compared item by item, by that key."""
+    for key in ("id", "name", "path"):
         if items and all(isinstance(item, Mapping) and key in item for item in items):
             return key
     return None

@@ -147,13 +147,19 @@ def _written_identity(artifact: Any) -> dict[str, Any] | None:
 
 
 def artifact_identity(model: ModelRelease) -> dict[str, Any]:
-    """What a model version's artifact is: its URI, pins and object version, or for an
-    uploaded `artifact.path` the sha256 of each file (a path may move, its content may not)."""
+    """What a model version's artifact is: its URI, pins and object version (and one digest
+    over its pinned `files`), or for an uploaded `artifact.path` the sha256 of each file (a
+    path may move, its content may not)."""
     artifact = model.spec.artifact
     if artifact.path is not None:
         return {"files": {f.key: f.sha256 for f in model.artifact_files}}
-    return {key: value for key, value in (("uri", artifact.uri), ("sha256", artifact.sha256),
-                                          ("versionId", artifact.version_id)) if value}
+    identity: dict[str, Any] = {
+        key: value for key, value in (("uri", artifact.uri), ("sha256", artifact.sha256),
+                                      ("versionId", artifact.version_id)) if value}
+    if artifact.files:  # `artifact lock`'s pins: one digest over path, sha256, size, version
+        identity["pinnedFiles"] = files_digest(
+            {f.path: f"{f.sha256} {f.size} {f.version_id or ''}" for f in artifact.files})
+    return identity
 
 
 def version_conflicts(previous: Mapping[str, Any] | None, release: Release) -> list[str]:
@@ -188,6 +194,9 @@ def artifact_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
         if old.get(key) != new.get(key):
             changes.append(f"artifact.{key} {old.get(key) or '(none)'} → "
                            f"{new.get(key) or '(none)'}")
+    if old.get("pinnedFiles") != new.get("pinnedFiles"):
+        changes.append(f"artifact.files changed (files digest {_digest(old.get('pinnedFiles'))} "
+                       f"→ {_digest(new.get('pinnedFiles'))})")
     if _uploaded(old) != _uploaded(new):
         changes.append("the artifact moved between an uploaded path and an S3 URI")
     elif "files" in old and "files" in new:

@@ -19,6 +19,7 @@ from modelfleet.manifest.problems import ManifestError, Problem, SourceError
 from modelfleet.manifest.resolve import resolve, validate_manifest
 from modelfleet.manifest.rules import DirectoryPaths
 from modelfleet.rollout.edit import Edited, RolloutError
+from modelfleet.rollout.lock import Listing, lock_text
 from modelfleet.rollout.promote import promote_text
 from modelfleet.rollout.rollback import entry_text, rollback_text
 
@@ -55,6 +56,14 @@ def rollback(file: Path, model: str, ref: str, display: str | None = None) -> St
     _refuse_uncommitted(file, shown, before, model)
     edited = rollback_text(before, shown, at_ref.text, f"{shown} at {at_ref.label}", model)
     return finish(file, shown, before, edited, f"after rollback {model} to {ref}")
+
+
+def lock(file: Path, model: str, listing: Listing, display: str | None = None) -> Step:
+    """Fill or refresh `artifact.files` of `model`'s S3-prefix artifacts in `file`, in place."""
+    shown = display or str(file)
+    before = read_text(file, shown)
+    edited = lock_text(before, shown, model, listing)
+    return finish(file, shown, before, edited, f"after artifact lock {model}")
 
 
 def read_text(file: Path, shown: str) -> str:
