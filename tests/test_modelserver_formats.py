@@ -14,6 +14,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ import onnx
 import onnxruntime
 import pytest
 import xgboost
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from modelserver.models import ArtifactError, load_predictor
 from onnx import TensorProto, helper
 from skl2onnx import convert_sklearn
@@ -32,6 +35,8 @@ from sklearn.linear_model import LogisticRegression
 
 from tests.modelserver_support import free_port, server_env, server_process
 from tests.test_conformance_triton import TRANSPORTS, Server, serve
+from tests.test_modelserver_errors import post
+from tests.test_modelserver_errors import requests as fuzz_requests
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(150, 4))
@@ -518,3 +523,64 @@ def test_job_mode_writes_the_libraries_predictions(tmp_path: Path, fmt: str) -> 
     for name, values in expected.items():
         written = np.array([line[name] for line in lines], dtype=np.asarray(values).dtype)
         assert same(written, np.asarray(values)), name
+
+
+# Fuzz: whatever a client sends, each format answers 200 or a 4xx with a message.
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Each format's model (four features, input `input-0`) behind an in-process HTTP server."""
+    from modelserver.http import ModelHTTPServer
+    from modelserver.state import ServerState
+
+    folder = tmp_path_factory.mktemp("fuzzed")
+    xgboost.XGBClassifier(**SMALL).fit(X, THREE).save_model(str(folder / "model.ubj"))
+    lightgbm.LGBMClassifier(**LIGHT).fit(X, BINARY).booster_.save_model(
+        str(folder / "model.txt"))
+    logistic_onnx(folder / "model.onnx")
+    mlflow = mlmodel(folder / "mlflow", {"xgboost": {"data": "model.json"}},
+                     {"inputs": double_columns(4)})
+    xgboost.XGBRegressor(**SMALL).fit(X, TARGET).save_model(str(mlflow / "model.json"))
+    servers = {}
+    for fmt, path in (("xgboost", folder / "model.ubj"), ("lightgbm", folder / "model.txt"),
+                      ("onnx", folder / "model.onnx"), ("mlflow", mlflow)):
+        state = ServerState("churn", "1.2.0")
+        state.predictor = load_predictor(str(path), folder / "cache")
+        servers[fmt] = ModelHTTPServer(("127.0.0.1", 0), state)
+        threading.Thread(target=servers[fmt].serve_forever, daemon=True).start()
+    try:
+        yield {fmt: f"127.0.0.1:{server.port}" for fmt, server in servers.items()}
+    finally:
+        for server in servers.values():
+            server.drain(1)
+
+
+@pytest.mark.parametrize("fmt", ["xgboost", "lightgbm", "onnx", "mlflow"])
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=fuzz_requests, tail=st.binary(max_size=32))
+def test_no_request_gets_a_5xx_from_any_format(fuzzed: dict[str, str], fmt: str,
+                                               request: dict[str, Any], tail: bytes) -> None:
+    head = json.dumps(request).encode()
+    headers = {"Content-Type": "application/json"}
+    if tail:
+        headers["Inference-Header-Content-Length"] = str(len(head))
+    status, body = post(fuzzed[fmt], head + tail, headers)
+    assert status < 500, body
+    if status >= 400:
+        assert set(json.loads(body)) == {"error"}
+
+
+@pytest.mark.parametrize("fmt", ["xgboost", "lightgbm", "onnx", "mlflow"])
+def test_the_fuzzed_formats_answer_a_good_request(fuzzed: dict[str, str], fmt: str) -> None:
+    body = {"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64",
+                        "data": ROWS[:2].ravel().tolist()}]}
+    status, answer = post(fuzzed[fmt], json.dumps(body).encode(), {})
+    assert status == 200, answer
+    infinite = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
+                            "data": [1e300, 0.0, 0.0, 0.0]}]}
+    status, answer = post(fuzzed[fmt], json.dumps(infinite).encode(), {})
+    if fmt in ("xgboost", "mlflow", "onnx"):  # FP32 models: 1e300 does not fit
+        assert status == 400, answer
+        assert b"FP32" in answer
+    else:
+        assert status == 200, answer

@@ -57,7 +57,12 @@ class OnnxPredictor:
                                         f"{', '.join(repr(s.name) for s in self.inputs)}")
             else:
                 array = inputs[spec.name]
-            feed[spec.name] = _as_element_type(array, spec.datatype)
+            try:
+                with np.errstate(over="raise", invalid="raise"):
+                    feed[spec.name] = _as_element_type(array, spec.datatype)
+            except (FloatingPointError, ValueError, OverflowError) as error:
+                raise ProtocolError(f"input '{spec.name}': values do not fit the model's "
+                                    f"{spec.datatype}: {error}") from error
         try:
             results = self.session.run(self.names, feed)
         except Exception as error:  # onnxruntime's Fail, InvalidArgument: the values given

@@ -23,6 +23,7 @@ import numpy as np
 
 from modelserver.models import ArtifactError, TensorSpec
 from modelserver.predictors.classes import binary_probabilities, labels
+from modelserver.protocol import ProtocolError
 
 PROBABILITIES = ("binary:logistic", "multi:softprob")
 """Objectives whose raw answer is class probabilities."""
@@ -60,7 +61,12 @@ class XGBoostPredictor:
             self.outputs = [TensorSpec("predict", "FP32", shape)]
 
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows = np.asarray(next(iter(inputs.values())), dtype=np.float32)
+        try:
+            with np.errstate(over="raise", invalid="raise"):
+                rows = np.asarray(next(iter(inputs.values())), dtype=np.float32)
+        except FloatingPointError as error:
+            raise ProtocolError(f"input 'input-0': values do not fit FP32, which xgboost "
+                                f"computes in: {error}") from error
         raw = np.asarray(self.booster.inplace_predict(rows, iteration_range=self.iterations))
         if self.objective in PROBABILITIES:
             probabilities = binary_probabilities(raw) if raw.ndim == 1 else raw
