@@ -33,10 +33,13 @@ from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.linear_model import LogisticRegression
 
-from tests.modelserver_support import free_port, server_env, server_process
+from tests.modelserver_support import free_port, server_env, server_process, wait_until
 from tests.test_conformance_triton import TRANSPORTS, Server, serve
 from tests.test_modelserver_errors import post
 from tests.test_modelserver_errors import requests as fuzz_requests
+from tests.test_worker import aws, outputs, stop, worker
+
+__all__ = ["aws"]  # the moto S3 and SQS server of the worker tests
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(150, 4))
@@ -479,50 +482,97 @@ def test_the_pinned_sha256_of_an_mlflow_folder_is_its_mlmodel(tmp_path: Path) ->
         load_predictor(str(folder), tmp_path / "cache", sha256="0" * 64)
 
 
-# Job mode: the batch path hands every format FP64 rows and writes what it answers.
+# Job and worker modes: the batch path hands every format FP64 rows and writes its answers.
 
-def _job(model: Path, tmp_path: Path) -> list[dict[str, Any]]:
+def format_model(fmt: str, folder: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """Each format's model saved into `folder`, and the library's own answers for BATCH."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "xgboost":
+        model = xgboost.XGBClassifier(**SMALL).fit(X, THREE)
+        path = folder / "model.ubj"
+        model.save_model(str(path))
+        return path, {"predict": model.predict(BATCH), "predict_proba":
+                      model.predict_proba(BATCH)}
+    if fmt == "lightgbm":
+        regressor = lightgbm.LGBMRegressor(**LIGHT).fit(X, TARGET)
+        path = folder / "model.txt"
+        regressor.booster_.save_model(str(path))
+        return path, {"predict": regressor.predict(BATCH)}
+    if fmt == "onnx":
+        path, _ = logistic_onnx(folder / "model.onnx")
+        label, probabilities = onnxruntime.InferenceSession(str(path)).run(
+            None, {"input-0": BATCH.astype(np.float32)})
+        return path, {"label": label, "probabilities": probabilities}
+    mlmodel(folder, {"lightgbm": {"data": "model.lgb"}})
+    classifier = lightgbm.LGBMClassifier(**LIGHT).fit(X, BINARY)
+    classifier.booster_.save_model(str(folder / "model.lgb"))
+    return folder, {"predict": classifier.predict(BATCH),
+                    "predict_proba": classifier.predict_proba(BATCH)}
+
+
+BATCH = ROWS[[0, 1, 2, 4]]
+"""Batch rows: JSON lines carry no NaN."""
+FORMATS = ["xgboost", "lightgbm", "onnx", "mlflow"]
+
+
+def assert_lines_hold(lines: list[dict[str, Any]], expected: dict[str, np.ndarray]) -> None:
+    assert [line["id"] for line in lines] == [f"r{i}" for i in range(len(BATCH))]
+    for name, values in expected.items():
+        written = np.array([line[name] for line in lines], dtype=np.asarray(values).dtype)
+        assert same(written, np.asarray(values)), name
+
+
+def rows_jsonl() -> str:
+    return "\n".join(json.dumps({"id": f"r{i}", "features": row.tolist()})
+                     for i, row in enumerate(BATCH))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_job_mode_writes_the_libraries_predictions(tmp_path: Path, fmt: str) -> None:
+    path, expected = format_model(fmt, tmp_path / "model")
     rows = tmp_path / "input" / "rows.jsonl"
     rows.parent.mkdir(parents=True, exist_ok=True)
-    rows.write_text("\n".join(json.dumps({"id": f"r{i}", "features": row.tolist()})
-                              for i, row in enumerate(ROWS[[0, 1, 2, 4]])))
-    env = server_env(str(model), free_port(), MODEL_MODE="job", INPUT_URI=str(rows),
+    rows.write_text(rows_jsonl())
+    env = server_env(str(path), free_port(), MODEL_MODE="job", INPUT_URI=str(rows),
                      OUTPUT_URI=str(tmp_path / "output") + "/", PARTITIONS="1")
     result = subprocess.run([sys.executable, "-m", "modelserver"], env=env,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     written = (tmp_path / "output" / "part-00000.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in written]
+    assert_lines_hold([json.loads(line) for line in written], expected)
 
 
-@pytest.mark.parametrize("fmt", ["xgboost", "lightgbm", "onnx", "mlflow"])
-def test_job_mode_writes_the_libraries_predictions(tmp_path: Path, fmt: str) -> None:
-    rows = ROWS[[0, 1, 2, 4]]
-    if fmt == "xgboost":
-        model = xgboost.XGBClassifier(**SMALL).fit(X, THREE)
-        path = tmp_path / "model.ubj"
-        model.save_model(str(path))
-        expected = {"predict": model.predict(rows), "predict_proba": model.predict_proba(rows)}
-    elif fmt == "lightgbm":
-        model = lightgbm.LGBMRegressor(**LIGHT).fit(X, TARGET)
-        path = tmp_path / "model.txt"
-        model.booster_.save_model(str(path))
-        expected = {"predict": model.predict(rows)}
-    elif fmt == "onnx":
-        path, _ = logistic_onnx(tmp_path / "model.onnx")
-        label, probabilities = onnxruntime.InferenceSession(str(path)).run(
-            None, {"input-0": rows.astype(np.float32)})
-        expected = {"label": label, "probabilities": probabilities}
-    else:
-        path = mlmodel(tmp_path / "mlflow", {"lightgbm": {"data": "model.lgb"}})
-        model = lightgbm.LGBMClassifier(**LIGHT).fit(X, BINARY)
-        model.booster_.save_model(str(path / "model.lgb"))
-        expected = {"predict": model.predict(rows), "predict_proba": model.predict_proba(rows)}
-    lines = _job(path, tmp_path)
-    assert [line["id"] for line in lines] == ["r0", "r1", "r2", "r3"]
-    for name, values in expected.items():
-        written = np.array([line[name] for line in lines], dtype=np.asarray(values).dtype)
-        assert same(written, np.asarray(values)), name
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_worker_mode_answers_a_queued_input_with_the_libraries_predictions(
+        aws: dict[str, str], tmp_path: Path, fmt: str) -> None:
+    """The model from an S3 prefix (an MLflow folder's every object), rows from S3, the
+    input named by an SQS message: as a worker pod runs."""
+    import boto3
+
+    world = {"s3": boto3.client("s3"), "sqs": boto3.client("sqs"), "bucket": f"formats-{fmt}",
+             "cache": tmp_path / "cache"}
+    world["s3"].create_bucket(Bucket=world["bucket"], CreateBucketConfiguration={
+        "LocationConstraint": aws["AWS_REGION"]})
+    world["queue"] = world["sqs"].create_queue(QueueName=f"formats-{fmt}")["QueueUrl"]
+    path, expected = format_model(fmt, tmp_path / "model")
+    files = [p for p in (path.rglob("*") if path.is_dir() else [path]) if p.is_file()]
+    base = path if path.is_dir() else path.parent
+    for file in files:
+        world["s3"].upload_file(str(file), world["bucket"],
+                                f"models/churn/1.2.0/{file.relative_to(base)}")
+    world["s3"].put_object(Bucket=world["bucket"], Key="inputs/rows.jsonl",
+                           Body=rows_jsonl().encode())
+    world["sqs"].send_message(QueueUrl=world["queue"], MessageBody=json.dumps(
+        {"input": f"s3://{world['bucket']}/inputs/rows.jsonl"}))
+    process = worker(world, aws, f"s3://{world['bucket']}/models/churn/1.2.0/")
+    try:
+        wait_until(lambda: len(outputs(world)) == 1 or process.poll() is not None, timeout=60)
+    finally:
+        code, log = stop(process) if process.poll() is None else (
+            process.returncode, process.stderr.read() if process.stderr else "")
+    assert code == 0, log
+    (lines,) = outputs(world).values()
+    assert_lines_hold(lines, expected)
 
 
 # Fuzz: whatever a client sends, each format answers 200 or a 4xx with a message.
