@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,10 @@ import pytest
 import xgboost
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from modelserver.batch import run_partition
+from modelserver.metrics import Metrics
 from modelserver.models import ArtifactError, load_predictor
+from modelserver.settings import Settings
 from onnx import TensorProto, helper
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
@@ -529,15 +530,16 @@ def rows_jsonl() -> str:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_job_mode_writes_the_libraries_predictions(tmp_path: Path, fmt: str) -> None:
+    """One partition, as `python -m modelserver` runs it in job mode (in process: the
+    worker test below runs the real process)."""
     path, expected = format_model(fmt, tmp_path / "model")
     rows = tmp_path / "input" / "rows.jsonl"
     rows.parent.mkdir(parents=True, exist_ok=True)
     rows.write_text(rows_jsonl())
-    env = server_env(str(path), free_port(), MODEL_MODE="job", INPUT_URI=str(rows),
-                     OUTPUT_URI=str(tmp_path / "output") + "/", PARTITIONS="1")
-    result = subprocess.run([sys.executable, "-m", "modelserver"], env=env,
-                            capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stderr
+    settings = Settings(model_name="churn", model_version="1.2.0", model_uri=str(path),
+                        mode="job", input_uri=str(rows),
+                        output_uri=str(tmp_path / "output") + "/", partitions=1)
+    run_partition(settings, load_predictor(str(path), tmp_path / "cache"), Metrics())
     written = (tmp_path / "output" / "part-00000.jsonl").read_text().splitlines()
     assert_lines_hold([json.loads(line) for line in written], expected)
 
