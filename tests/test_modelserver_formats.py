@@ -10,6 +10,7 @@ line the server stops with, and job mode writes the same predictions.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -476,11 +477,15 @@ def test_a_corrupt_model_stops_the_server_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
 
 
-def test_the_pinned_sha256_of_an_mlflow_folder_is_its_mlmodel(tmp_path: Path) -> None:
-    folder = mlmodel(tmp_path / "model", {"xgboost": {"data": "model.json"}})
-    xgboost.XGBRegressor(**SMALL).fit(X, TARGET).save_model(str(folder / "model.json"))
-    with pytest.raises(ArtifactError, match="sha256 mismatch for MLmodel"):
+def test_the_pinned_sha256_of_an_mlflow_folder_is_its_flavours_file(tmp_path: Path) -> None:
+    folder = mlmodel(tmp_path / "model", {"python_function": pyfunc("mlflow.sklearn", "x"),
+                                          "sklearn": {"pickled_model": "model.pkl"}})
+    (folder / "model.pkl").write_bytes(b"a pickle that must never be loaded")
+    with pytest.raises(ArtifactError, match=r"sha256 mismatch for model\.pkl"):
         load_predictor(str(folder), tmp_path / "cache", sha256="0" * 64)
+    pinned = hashlib.sha256(b"a pickle that must never be loaded").hexdigest()
+    with pytest.raises(ArtifactError, match=r"model\.pkl is not a pickled scikit-learn"):
+        load_predictor(str(folder), tmp_path / "cache", sha256=pinned)
 
 
 # Job and worker modes: the batch path hands every format FP64 rows and writes its answers.

@@ -326,8 +326,13 @@ def load_predictor(uri: str, cache_dir: Path, sha256: str | None = None,
 
 
 def _pinned_file(model_file: Path) -> Path:
-    """The file MODEL_SHA256 pins: the model file, or an MLflow folder's `MLmodel`."""
-    return model_file / MLMODEL if model_file.is_dir() else model_file
+    """The file MODEL_SHA256 pins: the model file, or the one an MLflow folder's flavour
+    loads (its weights)."""
+    if model_file.is_dir():
+        from modelserver.predictors.mlflow_folder import model_file as mlflow_model_file
+
+        return mlflow_model_file(model_file)
+    return model_file
 
 
 def load_format(kind: str, model_file: Path) -> Predictor:

@@ -20,7 +20,9 @@ The flavours and the keys read (mlflow's `mlflow/<flavour>/__init__.py` `save_mo
 The first of these the folder has is used (that order: native files before pickles).
 Any other flavour (`python_function` alone with its own `loader_module`,
 `transformers`, `tensorflow`, ...) is refused by name. Pickles warn that loading runs
-code from the artifact. The signature's inputs are the metadata's inputs (names,
+code from the artifact. MODEL_SHA256 pins the file the flavour loads, checked before it
+is loaded (the `MLmodel` itself is read first: YAML's safe loader runs no code). The
+signature's inputs are the metadata's inputs (names,
 datatypes, shapes; a column-based signature is one matrix `[-1, columns]`), checked
 against what the model takes; outputs are the model's own.
 """
@@ -76,6 +78,17 @@ class MlflowPredictor:
 def load_mlflow(folder: Path) -> MlflowPredictor:
     """Loads an MLflow model folder; raises ArtifactError (one line) when it has no
     `MLmodel`, the file is not MLflow's YAML, or no flavour in it is one this server loads."""
+    document, chosen, conf = read_mlmodel(folder)
+    native = _load_flavour(chosen, flavour_file(chosen, conf, folder))
+    inputs = signature_inputs(document.get("signature"), native.inputs)
+    return MlflowPredictor(native, f"mlflow_{chosen}", inputs)
+
+
+def read_mlmodel(folder: Path) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """The `MLmodel` document, the flavour this server loads it by, and that flavour's keys.
+
+    Reading is safe before the artifact is verified: YAML's safe loader runs no code.
+    """
     import yaml
 
     mlmodel = folder / MLMODEL
@@ -93,9 +106,29 @@ def load_mlflow(folder: Path) -> MlflowPredictor:
     if chosen is None:
         raise ArtifactError(f"{MLMODEL}: flavour {_describe(flavors)} is not one this server "
                             f"loads ({', '.join(FLAVOURS)})")
-    native = _load_flavour(chosen, flavors[chosen], folder)
-    inputs = signature_inputs(document.get("signature"), native.inputs)
-    return MlflowPredictor(native, f"mlflow_{chosen}", inputs)
+    return document, chosen, flavors[chosen]
+
+
+def model_file(folder: Path) -> Path:
+    """The file the folder's flavour loads (the weights MODEL_SHA256 pins)."""
+    _, chosen, conf = read_mlmodel(folder)
+    return flavour_file(chosen, conf, folder)
+
+
+def flavour_file(flavour: str, conf: dict[str, Any], folder: Path) -> Path:
+    """The file a flavour's keys name (`data`, `pickled_model`, `model_data`/model.pth)."""
+    serialization = conf.get("serialization_format", "cloudpickle")
+    if flavour == "sklearn" and serialization not in ("pickle", "cloudpickle"):
+        raise ArtifactError(f"{MLMODEL}: sklearn serialization_format '{serialization}' "
+                            f"is not one this server loads (pickle, cloudpickle)")
+    key = {"sklearn": "pickled_model", "pytorch": "model_data"}.get(flavour, "data")
+    path = _file(folder, conf, key, flavour)
+    if flavour == "pytorch" and path.is_dir():
+        path = path / "model.pth"
+        if not path.is_file():
+            raise ArtifactError(f"{MLMODEL}: flavour 'pytorch' has no model.pth in "
+                                f"{conf.get(key)}")
+    return path
 
 
 def _describe(flavors: dict[str, Any]) -> str:
@@ -127,34 +160,23 @@ def _unpickle(path: Path, what: str) -> Any:
         raise ArtifactError(f"{path.name} is not a pickled {what}: {error}") from error
 
 
-def _load_flavour(flavour: str, conf: dict[str, Any], folder: Path) -> Predictor:
+def _load_flavour(flavour: str, data: Path) -> Predictor:
     from modelserver.predictors import load
 
-    if flavour == "onnx":
-        return load("onnx", _file(folder, conf, "data", flavour))
-    if flavour == "xgboost":
-        return load("xgboost", _file(folder, conf, "data", flavour))
+    if flavour in ("onnx", "xgboost"):
+        return load(flavour, data)
     if flavour == "lightgbm":
-        data = _file(folder, conf, "data", flavour)
         if data.suffix == ".pkl":
             return SklearnPredictor(_unpickle(data, "LightGBM estimator"))
         return load("lightgbm", data)
     if flavour == "sklearn":
-        serialization = conf.get("serialization_format", "cloudpickle")
-        if serialization not in ("pickle", "cloudpickle"):
-            raise ArtifactError(f"{MLMODEL}: sklearn serialization_format '{serialization}' "
-                                f"is not one this server loads (pickle, cloudpickle)")
-        return SklearnPredictor(_unpickle(_file(folder, conf, "pickled_model", flavour),
-                                          "scikit-learn estimator"))
-    return _load_pytorch(_file(folder, conf, "model_data", flavour))
+        return SklearnPredictor(_unpickle(data, "scikit-learn estimator"))
+    return _load_pytorch(data)
 
 
-def _load_pytorch(data: Path) -> Predictor:
+def _load_pytorch(path: Path) -> Predictor:
     import torch
 
-    path = data / "model.pth" if data.is_dir() else data
-    if not path.is_file():
-        raise ArtifactError(f"{MLMODEL}: flavour 'pytorch' has no {path.name} in {data.name}")
     warn_pickle(path)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
