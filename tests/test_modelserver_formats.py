@@ -35,7 +35,13 @@ from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.linear_model import LogisticRegression
 
-from tests.modelserver_support import free_port, server_env, server_process, wait_until
+from tests.modelserver_support import (
+    call,
+    free_port,
+    server_env,
+    server_process,
+    wait_until,
+)
 from tests.test_conformance_triton import TRANSPORTS, Server, serve
 from tests.test_modelserver_errors import post
 from tests.test_modelserver_errors import requests as fuzz_requests
@@ -276,6 +282,22 @@ def test_mlflow_xgboost_folder_answers_as_xgboost(mlflow_xgb: tuple[Server, Any]
         ("input-0", "FP64", [-1, 4])], "the signature's four double columns"
     assert [(t["name"], t["datatype"], t["shape"]) for t in found["outputs"]] == [
         ("predict", "FP32", [-1])]
+
+
+def test_tree_model_requests_are_counted_per_protocol(xgb_binary: tuple[Server, Any]) -> None:
+    server, _ = xgb_binary
+
+    def count(protocol: str) -> float:
+        text = call(f"http://127.0.0.1:{server.http_port}/metrics").text
+        line = (f'modelserver_requests_total{{code="200",model="fraud",protocol="{protocol}",'
+                f'route="infer"}} ')
+        found = [row for row in text.splitlines() if row.startswith(line)]
+        return float(found[0].removeprefix(line)) if found else 0.0
+
+    before = count("http"), count("grpc")
+    server.infer("grpc", {"input-0": ROWS})
+    server.infer("http-binary", {"input-0": ROWS})
+    assert (count("http"), count("grpc")) == (before[0] + 1, before[1] + 1)
 
 
 # In process: the other variants of each format, through the same loader.
