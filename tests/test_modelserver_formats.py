@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -485,6 +486,19 @@ def test_an_mlflow_image_given_a_folder_without_mlmodel_says_so(tmp_path: Path) 
     with pytest.raises(ArtifactError, match=r"model\.xgb holds a model of format 'xgboost'; "
                                             r"this image serves sklearn, mlflow"):
         load_predictor(str(tmp_path / "m"), tmp_path / "cache", flavor="sklearn,mlflow")
+
+
+def test_a_format_whose_library_the_image_lacks_names_the_image_that_has_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    xgboost.XGBRegressor(**SMALL).fit(X, TARGET).save_model(str(tmp_path / "model.json"))
+    folder = mlmodel(tmp_path / "mlflow", {"xgboost": {"data": "model.json"}})
+    (folder / "model.json").write_bytes((tmp_path / "model.json").read_bytes())
+    monkeypatch.setitem(sys.modules, "xgboost", None)  # as in the sklearn image
+    for path in (tmp_path / "model.json", folder):
+        with pytest.raises(ArtifactError, match=r"model\.json: a xgboost model needs the Python "
+                           r"package 'xgboost', which this image lacks; "
+                           r"images/trees\.Dockerfile has it"):
+            load_predictor(str(path), tmp_path / "cache")
 
 
 def test_a_corrupt_model_stops_the_server_with_one_line(tmp_path: Path) -> None:

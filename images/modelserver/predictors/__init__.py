@@ -17,19 +17,22 @@ IMAGES = {"sklearn": "images/sklearn.Dockerfile", "torch": "images/torch.Dockerf
           "xgboost": "images/trees.Dockerfile", "lightgbm": "images/trees.Dockerfile",
           "onnx": "images/onnx.Dockerfile"}
 """The image that carries each format's library (README: The model server)."""
-LIBRARIES = {"sklearn": "scikit-learn", "torch": "torch", "xgboost": "xgboost",
-             "lightgbm": "lightgbm", "onnx": "onnxruntime"}
+MODULES = {"sklearn": "sklearn", "joblib": "sklearn", "torch": "torch", "xgboost": "xgboost",
+           "lightgbm": "lightgbm", "onnxruntime": "onnx"}
+"""A library's top-level module -> the format whose image carries it."""
 
 
 def load(kind: str, path: Path) -> Predictor:
-    """Loads `path` as format `kind`; raises ArtifactError when it cannot be served here."""
+    """Loads `path` as format `kind`; raises ArtifactError when it cannot be served here,
+    naming the library this image lacks and the image that has it."""
     try:
         return _load(kind, path)
     except ImportError as error:
-        library = LIBRARIES.get(kind, kind)
-        raise ArtifactError(f"{path.name}: a {kind} model needs {library}, which this image "
-                            f"lacks ({error}); {IMAGES.get(kind, 'another image')} serves "
-                            f"{kind} models") from error
+        missing = (error.name or "").split(".")[0]
+        image = IMAGES.get(MODULES.get(missing, ""))
+        where = f"; {image} has it" if image else ""
+        raise ArtifactError(f"{path.name}: a {kind} model needs the Python package "
+                            f"'{missing or error}', which this image lacks{where}") from error
 
 
 def _load(kind: str, path: Path) -> Predictor:
