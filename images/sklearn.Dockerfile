@@ -1,4 +1,5 @@
-# The sklearn model server: `python -m modelserver` in serve, worker or job mode.
+# The sklearn model server: `python -m modelserver` in serve, worker or job mode. It serves
+# joblib files and MLflow folders of the sklearn flavour.
 # Built with the images/ folder as context; runs as uid 10001 on a read-only root
 # filesystem (everything it writes goes to /tmp, an emptyDir in the pod).
 ARG PYTHON_VERSION=3.11
@@ -9,7 +10,7 @@ ARG MODEL_VERSION=0.0.0
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    MODEL_FLAVOR=sklearn \
+    MODEL_FLAVOR=sklearn,mlflow \
     MODEL_NAME=${MODEL_NAME} \
     MODEL_VERSION=${MODEL_VERSION} \
     MODEL_PORT=8080 \

@@ -1,5 +1,6 @@
 # The torch model server: `python -m modelserver` in serve, worker or job mode. It serves
-# torch.export programs (.pt2, torch.export.save); TorchScript files still load, with a warning.
+# torch.export programs (.pt2, torch.export.save) and MLflow folders of the pytorch flavour;
+# TorchScript files still load, with a warning.
 # Built with the images/ folder as context; runs as uid 10001 on a read-only root
 # filesystem (everything it writes goes to /tmp, an emptyDir in the pod).
 ARG PYTHON_VERSION=3.11
@@ -10,7 +11,7 @@ ARG MODEL_VERSION=0.0.0
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    MODEL_FLAVOR=torch \
+    MODEL_FLAVOR=torch,mlflow \
     MODEL_NAME=${MODEL_NAME} \
     MODEL_VERSION=${MODEL_VERSION} \
     MODEL_PORT=8080 \

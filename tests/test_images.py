@@ -13,7 +13,10 @@ import pytest
 from tests.conftest import PROJECT
 
 IMAGES = PROJECT / "images"
-FLAVORS = ["sklearn", "torch"]
+FLAVORS = ["sklearn", "torch", "trees", "onnx"]
+SERVES = {"sklearn": "sklearn,mlflow", "torch": "torch,mlflow",
+          "trees": "xgboost,lightgbm,mlflow", "onnx": "onnx,mlflow"}
+"""The model formats each image's MODEL_FLAVOR lets the server load (README: The model server)."""
 
 
 def instructions(flavor: str) -> list[tuple[str, str]]:
@@ -51,10 +54,28 @@ def test_slim_non_root_with_a_healthcheck(flavor: str) -> None:
     env = " ".join(arg for op, arg in steps if op == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env, "nothing written next to the code"
     assert "MODEL_CACHE_DIR=/tmp/model" in env, "the model goes to the writable /tmp"
-    assert f"MODEL_FLAVOR={flavor}" in env
+    assert f"MODEL_FLAVOR={SERVES[flavor]} " in env
 
 
-@pytest.mark.parametrize("flavor", FLAVORS)
+def test_every_format_is_served_by_the_image_the_server_names() -> None:
+    """A format refused for want of its library names the image that has it."""
+    from modelserver.models import FORMATS
+    from modelserver.predictors import IMAGES as SERVED_BY
+
+    for flavor, formats in SERVES.items():
+        for served in formats.split(","):
+            assert served in FORMATS
+            if served != "mlflow":
+                assert SERVED_BY[served] == f"images/{flavor}.Dockerfile", served
+                requirements = (IMAGES / f"requirements-{flavor}.txt").read_text()
+                library = {"sklearn": "scikit-learn==", "torch": "torch==",
+                           "xgboost": "xgboost-cpu==", "lightgbm": "lightgbm==",
+                           "onnx": "onnxruntime=="}[served]
+                assert library in requirements, (flavor, served)
+    assert {f for formats in SERVES.values() for f in formats.split(",")} == set(FORMATS)
+
+
+@pytest.mark.parametrize("flavor", [*FLAVORS, "onnx-gpu"])
 def test_dependencies_are_pinned(flavor: str) -> None:
     lines = [line for line in (IMAGES / f"requirements-{flavor}.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
@@ -64,7 +85,7 @@ def test_dependencies_are_pinned(flavor: str) -> None:
 
 def test_the_example_manifest_builds_from_these_dockerfiles() -> None:
     text = (PROJECT / "models.yaml").read_text()
-    for flavor in FLAVORS:
+    for flavor in ("sklearn", "torch"):
         assert f"dockerfile: images/{flavor}.Dockerfile" in text
 
 

@@ -28,7 +28,9 @@ class Settings:
     host: str = "0.0.0.0"
     """All interfaces: the pod's network is the boundary (and its NetworkPolicy)."""
     flavor: str | None = None
-    """`sklearn` or `torch`; by default guessed from the artifact's file name."""
+    """The formats this image loads, comma-separated (`sklearn`, `torch`, `xgboost`,
+    `lightgbm`, `onnx`, `mlflow`; modelserver.models.FORMATS): an artifact of another
+    format is refused by name. Unset: any; the format is always chosen from the artifact."""
     cache_dir: str = "/tmp/model"
     """On the pod's own emptyDir: the root filesystem is read-only."""
     queue_url: str | None = None

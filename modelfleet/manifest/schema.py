@@ -450,7 +450,13 @@ class Build(Strict):
     context: RelativePath
     """Folder sent to the build, relative to the manifest."""
     dockerfile: RelativePath | None = None
-    """Dockerfile, relative to the manifest; default: `Dockerfile` in the context."""
+    """Dockerfile, relative to the manifest; default: `Dockerfile` in the context. The model
+    server's images (context `images`), by the artifact's format: `images/sklearn.Dockerfile`
+    (scikit-learn joblib files), `images/torch.Dockerfile` (torch.export `.pt2` programs),
+    `images/trees.Dockerfile` (XGBoost JSON/UBJSON and LightGBM text models),
+    `images/onnx.Dockerfile` (ONNX on onnxruntime; build arg
+    `REQUIREMENTS: requirements-onnx-gpu.txt` for the CUDA provider); each also serves MLflow
+    model folders of its flavours (sklearn, pytorch, xgboost and lightgbm, onnx)."""
     args: BuildArgs = {}
     """Docker build arguments; MODEL_NAME and MODEL_VERSION are always passed."""
 
