@@ -128,7 +128,8 @@ def model_service(name: str, args: ModelServiceArgs,
             ports=[k8s.core.v1.ServicePortArgs(
                 name=port.name, port=port.container_port, target_port=port.name,
                 protocol="TCP", app_protocol=APP_PROTOCOLS[str(port.name)])
-                for port in runtime_for(args.spec).ports(args.spec)]),
+                for port in runtime_for(args.spec).ports(args.spec)
+                if port.name in APP_PROTOCOLS]),
         opts=opts)
 
 

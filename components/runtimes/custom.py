@@ -32,7 +32,14 @@ class CustomRuntime:
     metrics: ClassVar[RuntimeMetrics] = RuntimeMetrics()
 
     def ports(self, spec: ModelSpec) -> list[k8s.core.v1.ContainerPortArgs]:
-        return [http_port(spec.runtime.port or 0)]
+        """HTTP, and the metrics port when it is another (open to the namespaces that may
+        call the model, as the HTTP port's metrics are; not exposed by the Service)."""
+        runtime = spec.runtime
+        found = [http_port(runtime.port or 0)]
+        if runtime.metrics_path and runtime.metrics_port not in (None, runtime.port):
+            found.append(k8s.core.v1.ContainerPortArgs(
+                name="metrics", container_port=runtime.metrics_port, protocol="TCP"))
+        return found
 
     def pod(self, inputs: RuntimeInputs) -> RuntimePod:
         spec, serving = inputs.spec, inputs.serving
@@ -42,12 +49,14 @@ class CustomRuntime:
         container = ModelContainer(
             name=COMPONENT, image=inputs.image, args=list(runtime.args),
             env=model_env(inputs.provenance, inputs.artifact_uri, spec.artifact.sha256,
-                          dict(serving.env), object_version=spec.artifact.version_id),
+                          {"AWS_REGION": inputs.cluster.region, **serving.env},
+                          object_version=spec.artifact.version_id),
             resources=serving.resources, ports=self.ports(spec),
             probes=http_probes("http", runtime.health.ready, runtime.health.live,
                                serving.startup_seconds),
             pre_stop_seconds=5)
-        annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(runtime.port),
+        scraped = runtime.metrics_port or runtime.port
+        annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(scraped),
                        "prometheus.io/path": runtime.metrics_path} if runtime.metrics_path \
             else {}
         return RuntimePod(container=container, annotations=annotations)

@@ -342,7 +342,7 @@ def _runtime(model: dict[str, Any]) -> list[Finding]:
     found: list[Finding] = []
     serving = _at(model, ("serving",))
     serving = serving if isinstance(serving, dict) else {}
-    custom_only = ("protocol", "health", "metricsPath")
+    custom_only = ("protocol", "health", "metricsPath", "metricsPort")
     if engine == "modelserver":
         for key in ("args", "port", *custom_only):
             if runtime.get(key) is not None:
@@ -358,6 +358,9 @@ def _runtime(model: dict[str, Any]) -> list[Finding]:
                                     ("protocol", "oip or openai"),
                                     ("health", "its live and ready paths"))
                   if runtime.get(key) is None]
+        if runtime.get("metricsPort") is not None and runtime.get("metricsPath") is None:
+            found.append((("runtime", "metricsPort"), "needs `metricsPath`: the path "
+                          "Prometheus scrapes on that port (e.g. /metrics)"))
     found += _engine_args(runtime, engine)
     for key in ("port", "grpcPort"):
         if key in serving:

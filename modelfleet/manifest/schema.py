@@ -147,6 +147,10 @@ def _image_ref(value: str) -> str | None:
     return f"'{value}' is not an image reference of the form registry/name[:tag]@sha256:<64 hex>"
 
 
+image_ref_problem = _image_ref
+"""Why a text is not an image reference pinned by digest (None: it is one)."""
+
+
 def _env_keys(reserved: frozenset[str], what: str) -> Callable[[dict[str, str]], str | None]:
     def check(values: dict[str, str]) -> str | None:
         for key in values:
@@ -523,6 +527,8 @@ class Runtime(Strict):
     metrics_path: HttpPath | None = Field(None, alias="metricsPath")
     """`custom` only: where Prometheus scrapes its metrics (e.g. `/metrics`); none: not
     scraped."""
+    metrics_port: int | None = Field(None, ge=1024, le=65535, alias="metricsPort")
+    """`custom` only: the port of `metricsPath`, when not `port` (Triton: 8002)."""
 
 
 class ModelSpec(Strict):
