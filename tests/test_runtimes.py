@@ -23,7 +23,7 @@ import pytest
 
 from components.runtimes.vllm import MODELS_LISTED
 from planner.render import kubernetes_objects
-from planner.simulate import Simulation
+from planner.simulate import ProgramFailed, Simulation
 from tests.deploy import deploy
 
 DIGEST = "a" * 64
@@ -324,3 +324,34 @@ def test_a_custom_oip_runtime_is_probed_and_scraped_where_the_manifest_says(
     assert [(p["name"], p["port"]) for p in service_ports] == [("http", 8000)]
     policy = objects[("NetworkPolicy", "ranker")]["spec"]["ingress"][0]["ports"]
     assert sorted(p["port"] for p in policy) == [8000, 8002]
+
+
+def failure_of(tmp_path: Path, text: str, config: dict[str, str]) -> list[str]:
+    manifest = tmp_path / "models.yaml"
+    manifest.write_text(text, encoding="utf-8")
+    with pytest.raises(ProgramFailed) as failure:
+        deploy(manifest, config=config)
+    assert failure.value.simulation.registrations == [], "nothing may be declared"
+    return failure.value.simulation.messages("error")
+
+
+def test_pinned_files_need_the_stacks_fetch_image(tmp_path: Path) -> None:
+    (error,) = failure_of(tmp_path, LLM, {})
+    assert error.endswith("models.yaml:7: model 'assistant' (environment 'dev'): "
+                          "runtime.engine: pinned files are fetched and "
+                          "verified by an init container, but the stack has no "
+                          "modelfleet:fetchImage; set it (`pulumi config set "
+                          "modelfleet:fetchImage <registry>/modelfleet-fetch@sha256:<digest>`)")
+
+
+def test_unpinned_llm_weights_are_refused_where_models_must_be_approved(tmp_path: Path) -> None:
+    unpinned = LLM.split("      files:", maxsplit=1)[0].replace(
+        "    version: 1.0.0\n", "    version: 1.0.0\n    stage: approved\n") + (
+        f'    image: {{ref: "docker.io/vllm/vllm-openai@sha256:{DIGEST}"}}\n'
+        "    serving:\n      resources: {gpu: 1}\n")
+    (error,) = failure_of(tmp_path, unpinned, {"modelfleet:requireApproved": "true"})
+    assert error.endswith("models.yaml:10: model 'assistant' (environment 'dev'): "
+                          "artifact: an LLM's weights must be pinned file "
+                          "by file in this stack (it requires approved models): list every "
+                          "file with its sha256 and size in `files` (`python -m modelfleet "
+                          "artifact lock`)")
