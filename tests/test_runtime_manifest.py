@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
+from modelfleet.diff.compare import diff_models
 from modelfleet.manifest.parse import parse_manifest
 from modelfleet.manifest.resolve import resolve
 from modelfleet.manifest.schema import Health, ModelSpec, Serving
@@ -207,3 +208,23 @@ def test_good_runtimes_validate(text: str, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     code, lines = validate(tmp_path, text, capsys)
     assert (code, lines) == (0, [])
+
+
+def test_the_diff_names_an_added_removed_or_bumped_adapter(tmp_path: Path) -> None:
+    added = LLM + (
+        "        - name: summarize\n          version: 0.1.0\n          artifact:\n"
+        "            uri: s3://weights/adapters/summarize/\n"
+        f'            files: [{{path: adapter_config.json, sha256: "{FILE_DIGEST}", '
+        "size: 700}]\n")
+    bumped = added.replace("name: sql\n          version: 1.0.0", "name: sql\n"
+                                                                 "          version: 1.1.0")
+    diff = diff_models([resolved(tmp_path, LLM)], [resolved(tmp_path, added)])
+    (model,) = diff.models
+    assert [change.path for change in model.changes] == ["serving.adapters.summarize"]
+    assert model.changes[0].old is None
+    diff = diff_models([resolved(tmp_path, added)], [resolved(tmp_path, bumped)])
+    assert [(c.path, c.old, c.new) for c in diff.models[0].changes] == [
+        ("serving.adapters.sql.version", "1.0.0", "1.1.0")]
+    diff = diff_models([resolved(tmp_path, added)], [resolved(tmp_path, LLM)])
+    assert [(c.path, c.new) for c in diff.models[0].changes] == [
+        ("serving.adapters.summarize", None)]
