@@ -171,7 +171,7 @@ def test_a_removed_model_is_deleted_but_its_registry_data_retained(
     models = project.root / "models.yaml"
     text = models.read_text()
     start = text.index("  # On a GPU")
-    models.write_text(text[:start])
+    models.write_text(text[:start] + text[text.index("  # A large language model"):])
     planned = document(project, capsys, "--stack", "dev", "--base", "HEAD")
     deletes = {c["name"]: c.get("retained", False) for c in planned["changes"]
                if c["op"] == "delete"}
