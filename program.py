@@ -95,7 +95,8 @@ def cluster_settings(settings: StackSettings) -> ClusterSettings:
         keda=settings.keda,
         keda_service_account=settings.keda_service_account,
         prometheus_address=settings.prometheus_address or "",
-        gateway=settings.gateway)
+        gateway=settings.gateway,
+        fetch_image=settings.fetch_image or "")
 
 
 def aws_region() -> str | None:

@@ -39,6 +39,9 @@ class ClusterSettings:
     """Prometheus that KEDA reads request metrics from (models scaled on concurrency or rps)."""
     gateway: str | None = None
     """`namespace/name` of the Gateway every online model gets an HTTPRoute on."""
+    fetch_image: str = ""
+    """The fetch-and-verify image (images/fetch.Dockerfile), digest-pinned: the init container
+    of every model with pinned files (stack config `fetchImage`)."""
     namespace_resource: pulumi.Input[str] | None = None
     """The namespace as an output of its resource, when the stack creates it: using it
     makes every object wait for the namespace."""

@@ -34,8 +34,17 @@ class Probes:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A pod volume mounted into a container; read-only unless the container must write."""
+
+    volume: str
+    path: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
 class ModelContainer:
-    """The one container of a model pod."""
+    """A container of a model pod: the engine, or an init container that prepares its files."""
 
     name: str
     image: pulumi.Input[str]
@@ -45,6 +54,12 @@ class ModelContainer:
     probes: Probes | None = None
     pre_stop_seconds: int = 0
     """Seconds to keep serving after removal from the Service, while endpoints update."""
+    command: Sequence[str] = ()
+    """The image's entrypoint, replaced; empty: the image's own."""
+    args: Sequence[str] = ()
+    """Arguments to the entrypoint; empty: the image's own."""
+    mounts: Sequence[Mount] = ()
+    """Volumes besides `/tmp`, which every container gets."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +122,15 @@ def resource_requirements(resources: Resources) -> k8s.core.v1.ResourceRequireme
 
 
 def model_container(container: ModelContainer) -> k8s.core.v1.ContainerArgs:
+    """The container with the hardening every container of a model pod gets, whatever runs
+    in it: non-root uid RUN_AS, read-only root filesystem, no capabilities, no escalation."""
     probes = container.probes
     return k8s.core.v1.ContainerArgs(
         name=container.name,
         image=container.image,
         image_pull_policy="Always",
+        command=list(container.command) or None,
+        args=list(container.args) or None,
         env=[k8s.core.v1.EnvVarArgs(name=name, value=value) for name, value in container.env],
         ports=list(container.ports) or None,
         resources=resource_requirements(container.resources),
@@ -127,14 +146,26 @@ def model_container(container: ModelContainer) -> k8s.core.v1.ContainerArgs:
             privileged=False,
             capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
-        volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path=TMP)],
+        volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path=TMP)] + [
+            k8s.core.v1.VolumeMountArgs(name=mount.volume, mount_path=mount.path,
+                                        read_only=mount.read_only or None)
+            for mount in container.mounts],
     )
 
 
 def hardened_pod_template(provenance: Provenance, component: str, container: ModelContainer,
-                          cluster: ClusterSettings,
-                          options: PodOptions) -> k8s.core.v1.PodTemplateSpecArgs:
-    """Pod template with labels (version included: a bump rolls the pods) and the hardening."""
+                          cluster: ClusterSettings, options: PodOptions, *,
+                          init_containers: Sequence[ModelContainer] = (),
+                          volumes: Sequence[k8s.core.v1.VolumeArgs] = (),
+                          ) -> k8s.core.v1.PodTemplateSpecArgs:
+    """Pod template with labels (version included: a bump rolls the pods) and the hardening.
+
+    `init_containers` run first, in order, hardened like the main container; `volumes`
+    are added after `tmp` (an engine's caches, shared memory, fetched weights). A volume
+    named `tmp` is refused: every container's `/tmp` is this template's own.
+    """
+    if any(volume.name == "tmp" for volume in volumes):
+        raise ValueError("the volume name 'tmp' is the pod template's own")
     return k8s.core.v1.PodTemplateSpecArgs(
         metadata=k8s.meta.v1.ObjectMetaArgs(
             labels={**provenance.labels(component), **options.extra_labels},
@@ -148,9 +179,11 @@ def hardened_pod_template(provenance: Provenance, component: str, container: Mod
             security_context=k8s.core.v1.PodSecurityContextArgs(
                 run_as_non_root=True, run_as_user=RUN_AS, run_as_group=RUN_AS, fs_group=RUN_AS,
                 seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
+            init_containers=[model_container(init) for init in init_containers] or None,
             containers=[model_container(container)],
             volumes=[k8s.core.v1.VolumeArgs(name="tmp",
-                                            empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs())],
+                                            empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                     *volumes],
             topology_spread_constraints=spread(provenance.selector(component)),
             node_selector=node_selector(options.settings, cluster),
             tolerations=tolerations(options.settings, cluster),

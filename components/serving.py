@@ -21,27 +21,23 @@ from components.identity import (
     WorkloadIdentityArgs,
     decrypt_with,
     read_prefix,
-    read_uri,
 )
 from components.metrics import request_query
 from components.podspec import (
-    ModelContainer,
     PodOptions,
     hardened_pod_template,
-    http_probes,
-    metrics_annotations,
-    model_env,
     rolling_update,
 )
 from components.progressive import ProgressiveRollout, ProgressiveRolloutArgs
 from components.provenance import Provenance
+from components.runtimes import RuntimeInputs, runtime_for
+from components.runtimes.base import COMPONENT, port_numbers
+from components.runtimes.modelserver import LIVE_PATH, READY_PATH
 from components.workload import ModelWorkloadArgs
 from modelfleet.manifest.schema import Serving
 
-COMPONENT = "server"
 SCALE_DOWN_WINDOW_SECONDS = 300
-READY_PATH = "/v2/health/ready"
-LIVE_PATH = "/v2/health/live"
+__all__ = ["COMPONENT", "LIVE_PATH", "READY_PATH", "ModelService", "ModelServiceArgs"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +81,8 @@ class ModelService(pulumi.ComponentResource):
             k8s.networking.v1.NetworkPolicy(
                 name, metadata=object_meta(name, args),
                 spec=ingress_policy(args.provenance, args.cluster,
-                                    [serving.port, serving.grpc_port]), opts=child)
+                                    port_numbers(runtime_for(args.spec).ports(args.spec))),
+                opts=child)
         if progressive:
             ProgressiveRollout(name, ProgressiveRolloutArgs(
                 provenance=args.provenance, cluster=args.cluster, serving=serving,
@@ -131,7 +128,8 @@ def model_service(name: str, args: ModelServiceArgs,
             ports=[k8s.core.v1.ServicePortArgs(
                 name=port.name, port=port.container_port, target_port=port.name,
                 protocol="TCP", app_protocol=APP_PROTOCOLS[str(port.name)])
-                for port in container_ports(args.serving)]),
+                for port in runtime_for(args.spec).ports(args.spec)
+                if port.name in APP_PROTOCOLS]),
         opts=opts)
 
 
@@ -151,18 +149,17 @@ def object_meta(name: str, args: ModelServiceArgs,
 
 
 def server_identity(args: ModelServiceArgs) -> WorkloadIdentityArgs:
-    """May read its model's prefix of the registry (and its external artifact), nothing else."""
+    """May read its model's prefix of the registry and what its runtime reads (the external
+    artifact; for pinned files, exactly those objects), nothing else."""
     model = args.spec.name
-    external = args.spec.artifact.uri
+    reads = runtime_for(args.spec).reads(args.spec)
     account = f"{args.provenance.workload}-server"
 
     def statements(values: Any) -> list[dict[str, Any]]:
         bucket, key_arn = values
         found = read_prefix(bucket, f"models/{model}/", "ReadModel")
         found.append(decrypt_with(key_arn))
-        if external:
-            found += read_uri(external, "ReadArtifact", args.spec.artifact.version_id)
-        return found
+        return found + reads
 
     return WorkloadIdentityArgs(
         provenance=args.provenance, cluster=args.cluster, service_account=account,
@@ -170,36 +167,22 @@ def server_identity(args: ModelServiceArgs) -> WorkloadIdentityArgs:
         statements=statements)
 
 
-def container_ports(serving: Serving) -> list[k8s.core.v1.ContainerPortArgs]:
-    """HTTP (probes, metrics, inference) and the Open Inference Protocol's gRPC endpoint."""
-    return [k8s.core.v1.ContainerPortArgs(name="http", container_port=serving.port,
-                                          protocol="TCP"),
-            k8s.core.v1.ContainerPortArgs(name="grpc", container_port=serving.grpc_port,
-                                          protocol="TCP")]
-
-
 def deployment_spec(args: ModelServiceArgs,
                     identity: WorkloadIdentity) -> k8s.apps.v1.DeploymentSpecArgs:
+    """Pods as the model's runtime runs them, in the hardened template."""
     serving = args.serving
-    container = ModelContainer(
-        name=COMPONENT, image=args.image,
-        env=model_env(args.provenance, args.artifact_uri, args.spec.artifact.sha256,
-                      {"MODEL_PORT": str(serving.port),
-                       "MODEL_GRPC_PORT": str(serving.grpc_port), **serving.env},
-                      object_version=args.spec.artifact.version_id),
-        resources=serving.resources,
-        ports=container_ports(serving),
-        probes=http_probes("http", READY_PATH, LIVE_PATH, serving.startup_seconds),
-        pre_stop_seconds=5)
+    pod = runtime_for(args.spec).pod(RuntimeInputs(
+        spec=args.spec, provenance=args.provenance, cluster=args.cluster, image=args.image,
+        artifact_uri=args.artifact_uri))
     return k8s.apps.v1.DeploymentSpecArgs(
         selector=k8s.meta.v1.LabelSelectorArgs(match_labels=args.provenance.selector(COMPONENT)),
         strategy=rolling_update(serving),
         revision_history_limit=5,
         template=hardened_pod_template(
-            args.provenance, COMPONENT, container, args.cluster,
+            args.provenance, COMPONENT, pod.container, args.cluster,
             PodOptions(service_account=identity.service_account_name, settings=serving,
-                       termination_grace_seconds=30,
-                       annotations=metrics_annotations(serving.port))))
+                       termination_grace_seconds=30, annotations=pod.annotations),
+            init_containers=pod.init_containers, volumes=pod.volumes))
 
 
 def autoscaler_spec(serving: Serving, deployment: pulumi.Input[str],

@@ -16,6 +16,10 @@ exported of each model (`manifest.deployed`, `manifest.builds`):
 | `iam-widened` | warning | an IAM policy allows an action or resource it did not (or denies less) |
 | `production` | info | a production stack (`modelfleet:requireApproved`) changes |
 | `single-replica` | warning | in production, a changed model runs with a minimum of one replica |
+| `gpu-memory` | danger | an LLM's weights do not fit its GPUs with room for the KV cache |
+| `cold-start` | warning | an LLM's files take longer to download than its `startupSeconds` |
+
+The two LLM checks and their rules: `planner.llm`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 from modelfleet.diff.report import plural
 from modelfleet.release.updates import REBUILT_TAG, artifact_changes, slot_version
 from planner.describe import artifact_files, image_candidate, scaling, short_type
+from planner.llm import cold_start_problem, gpu_memory_problem, llm_of, stack_numbers
 from planner.plan import Plan
 from planner.review import ModelView, document_changes, production
 from planner.rollout import DEPLOYMENT, Rollout, canary_targeting, rollout_of, scalers_of
@@ -69,9 +74,12 @@ def at_least(level: str, risks: list[Risk]) -> list[Risk]:
 def assess(plan: Plan, views: list[ModelView]) -> list[Risk]:
     """Every risk of the change, most severe first."""
     live = production(plan)
+    gpu_memory, download_rate = stack_numbers(plan.stack.values)
     risks: list[Risk] = []
     for view in views:
         model = None if view.stack_wide else view.name
+        if model and view.changes:
+            risks += _llm(view, model, gpu_memory, download_rate)
         risks += _replacements_and_deletes(view, model)
         risks += _rollouts(view, model, live)
         risks += _mutations(view, model)
@@ -88,6 +96,18 @@ def assess(plan: Plan, views: list[ModelView]) -> list[Risk]:
                if touched else "stack-wide resources change")
             + "; only approved models deploy, and the deployment waits for approval")))
     return sorted(risks, key=lambda r: (-LEVELS.index(r.level), r.model or "", r.kind))
+
+
+def _llm(view: ModelView, model: str, gpu_memory: int, download_rate: int) -> list[Risk]:
+    llm = llm_of(view.new)
+    if llm is None:
+        return []
+    found = []
+    if problem := gpu_memory_problem(llm, gpu_memory):
+        found.append(Risk("danger", model, "gpu-memory", problem))
+    if problem := cold_start_problem(llm, download_rate):
+        found.append(Risk("warning", model, "cold-start", problem))
+    return found
 
 
 def _replacements_and_deletes(view: ModelView, model: str | None) -> list[Risk]:

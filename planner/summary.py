@@ -22,6 +22,7 @@ from planner.describe import (
     short_type,
     traffic,
 )
+from planner.llm import llm_of
 from planner.recorder import Registration
 from planner.render import plain
 from planner.review import ModelView, document_changes
@@ -32,7 +33,8 @@ JOB = "kubernetes:batch/v1:Job"
 BUCKET_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 EXPLAINED_FIELDS = ("version", "artifact.", "image.", "serving.replicas.",
                     "serving.targetCPUUtilization", "batch.minWorkers", "batch.maxWorkers",
-                    "batch.messagesPerWorker", "batch.runs", "serving.candidates")
+                    "batch.messagesPerWorker", "batch.runs", "serving.candidates",
+                    "serving.adapters")
 """Manifest fields the summary tells in its own words; the others are listed as they are."""
 MAX_LISTED = 4
 
@@ -85,6 +87,8 @@ def _added(view: ModelView) -> ModelSummary:
                 if rollout.gpus_per_pod else ""
             lines.append(f"{rollout.component} pods start (Deployment {rollout.deployment}, "
                          f"{rollout.bounds()}{gpus})")
+    if llm := llm_of(view.new):
+        lines.append(llm.summary())
     if any(r.type == DOCKER_IMAGE for r in view.head):
         lines.append("image built from its build context")
     elif view.new and (view.new.get("image") or {}).get("ref"):
@@ -110,8 +114,10 @@ def _changed(view: ModelView) -> ModelSummary:
     rolls = _rollouts(view)
     lines = [*rolls, *_image(view, bool(rolls)), *_artifact(view), *_scaling(view),
              *_candidates(view), *_traffic(view), *_runs(view), *_permissions(view),
-             *_replaced(view),
+             *_replaced(view), *_adapters(view),
              *_other_fields(view)]
+    if lines and (llm := llm_of(view.new)):
+        lines.append(llm.summary())
     if not lines:
         lines = [_resources_line(view.changes)]
     if view.version_changed:
@@ -121,6 +127,21 @@ def _changed(view: ModelView) -> ModelSummary:
         headline = f"changes at version {view.new_version} (the version stays)"
     return ModelSummary(view.name, "changed", view.old_version, view.new_version, headline,
                         tuple(lines))
+
+
+def _adapters(view: ModelView) -> list[str]:
+    """LoRA adapters added, removed or bumped, by name."""
+    def versions(model: dict[str, Any] | None) -> dict[str, str]:
+        adapters = ((model or {}).get("serving") or {}).get("adapters") or []
+        return {str(a.get("name")): str(a.get("version")) for a in adapters}
+    old, new = versions(view.old), versions(view.new)
+    lines = [f"adapter {name} {version} added" for name, version in new.items()
+             if name not in old]
+    lines += [f"adapter {name} {old[name]} → {version}" for name, version in new.items()
+              if name in old and old[name] != version]
+    lines += [f"adapter {name} {version} removed" for name, version in old.items()
+              if name not in new]
+    return lines
 
 
 def _stack_wide(view: ModelView) -> ModelSummary | None:

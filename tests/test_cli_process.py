@@ -18,7 +18,7 @@ def run(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
 def test_the_example_manifest_is_valid() -> None:
     result = run("validate", "models.yaml")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "models.yaml: valid, 4 models; environments checked: dev, prod\n"
+    assert result.stdout == "models.yaml: valid, 6 models; environments checked: dev, prod\n"
 
 
 def test_an_invalid_manifest_exits_1_without_a_traceback(tmp_path: Path) -> None:

@@ -19,14 +19,18 @@ from tests.deploy import deploy
 from tests.kubernetes_crds import custom_resource_errors
 from tests.validators import is_custom, kubernetes_versions, run_checkov, schema_errors
 
+FETCH_IMAGE = "registry.example/modelfleet/fetch@sha256:" + "f" * 64
+
 
 @pytest.fixture(scope="module")
 def example() -> Simulation:
-    """The example manifest as prod deploys it: serving, GPU, workers, a run, the namespace."""
+    """The example manifest as prod deploys it: serving, GPU, workers, a run, the namespace,
+    an LLM on vLLM with its fetch-and-verify init container, Triton as a custom runtime."""
     return deploy(PROJECT / "models.yaml", stack="prod", environment="prod",
                   config={"modelfleet:createNamespace": "true",
                           "modelfleet:gateway": "gateway-system/models",
-                          "modelfleet:prometheusAddress": "http://prometheus.monitoring:9090"})
+                          "modelfleet:prometheusAddress": "http://prometheus.monitoring:9090",
+                          "modelfleet:fetchImage": FETCH_IMAGE})
 
 
 def test_every_built_in_object_is_valid_for_supported_kubernetes(example: Simulation) -> None:

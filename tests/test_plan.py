@@ -106,7 +106,7 @@ def test_base_head_right_after_a_commit_reports_no_change(
     code, out, _ = plan(project, capsys, "--stack", "dev", "--base", "HEAD")
     assert code == 0
     assert "Summary: no changes" in out.splitlines()
-    assert "Summary: no changes (4 models unchanged)" in out.splitlines()
+    assert "Summary: no changes (6 models unchanged)" in out.splitlines()
     assert document(project, capsys, "--stack", "prod", "--base", "HEAD")["changes"] == []
 
 
@@ -126,7 +126,7 @@ def test_a_one_model_version_bump_reports_only_that_models_changes(
                   and c["type"] == "kubernetes:apps/v1:Deployment")
     assert "spec.template.metadata.labels.app.kubernetes.io/version" in worker["paths"]
     manifest = planned["manifest"]
-    assert manifest["summary"] == "1 changed (1 minor), 3 unchanged"
+    assert manifest["summary"] == "1 changed (1 minor), 5 unchanged"
 
 
 def test_pinned_stacks_do_not_move_with_the_working_tree(
@@ -171,7 +171,7 @@ def test_a_removed_model_is_deleted_but_its_registry_data_retained(
     models = project.root / "models.yaml"
     text = models.read_text()
     start = text.index("  # On a GPU")
-    models.write_text(text[:start])
+    models.write_text(text[:start] + text[text.index("  # A large language model"):])
     planned = document(project, capsys, "--stack", "dev", "--base", "HEAD")
     deletes = {c["name"]: c.get("retained", False) for c in planned["changes"]
                if c["op"] == "delete"}

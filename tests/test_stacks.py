@@ -23,25 +23,27 @@ EXPECTED = {
     "dev": {  # every model, dev overrides drop the run, namespace created;
         # the fraud detector's challenger and the tagger's shadow (a built image, a Deployment,
         # a Service, an autoscaler, a role and a metadata record each), a route per online
-        # model, the tagger on KEDA (requests in flight)
-        "aws:ecr/repository:Repository": 4, "docker:index/image:Image": 5,
-        "kubernetes:apps/v1:Deployment": 7, "kubernetes:core/v1:Service": 5,
-        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": 3,
+        # model, the tagger on KEDA (requests in flight); the assistant (vLLM) and the ranker
+        # (Triton), prebuilt: a repository, Deployment, Service, HPA, route, role, record each
+        "aws:ecr/repository:Repository": 6, "docker:index/image:Image": 5,
+        "kubernetes:apps/v1:Deployment": 9, "kubernetes:core/v1:Service": 7,
+        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": 5,
         "kubernetes:keda.sh/v1alpha1:ScaledObject": 4, "kubernetes:batch/v1:Job": 0,
-        "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": 3,
-        "aws:sqs/queue:Queue": 4, "aws:iam/role:Role": 9, "kubernetes:core/v1:Namespace": 1,
-        "aws:s3/bucketObjectv2:BucketObjectv2": 8, "aws:s3/bucket:Bucket": 1},
+        "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": 5,
+        "aws:sqs/queue:Queue": 4, "aws:iam/role:Role": 11, "kubernetes:core/v1:Namespace": 1,
+        "aws:s3/bucketObjectv2:BucketObjectv2": 10, "aws:s3/bucket:Bucket": 1},
     "staging": {  # every model as merged to main, with the backfill run;
         # the fraud detector's challenger and the tagger's shadow (a built image, a Deployment,
         # a Service, an autoscaler, a role and a metadata record each), a route per online
-        # model, the tagger on KEDA (requests in flight)
-        "aws:ecr/repository:Repository": 4, "docker:index/image:Image": 5,
-        "kubernetes:apps/v1:Deployment": 7, "kubernetes:core/v1:Service": 5,
-        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": 3,
+        # model, the tagger on KEDA (requests in flight); the assistant (vLLM) and the ranker
+        # (Triton), prebuilt: a repository, Deployment, Service, HPA, route, role, record each
+        "aws:ecr/repository:Repository": 6, "docker:index/image:Image": 5,
+        "kubernetes:apps/v1:Deployment": 9, "kubernetes:core/v1:Service": 7,
+        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": 5,
         "kubernetes:keda.sh/v1alpha1:ScaledObject": 4, "kubernetes:batch/v1:Job": 1,
-        "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": 3,
-        "aws:sqs/queue:Queue": 4, "aws:iam/role:Role": 9, "kubernetes:core/v1:Namespace": 0,
-        "aws:s3/bucketObjectv2:BucketObjectv2": 8, "aws:s3/bucket:Bucket": 1},
+        "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": 5,
+        "aws:sqs/queue:Queue": 4, "aws:iam/role:Role": 11, "kubernetes:core/v1:Namespace": 0,
+        "aws:s3/bucketObjectv2:BucketObjectv2": 10, "aws:s3/bucket:Bucket": 1},
     "prod": {  # the release commit: the models as they were then, existing namespace
         "aws:ecr/repository:Repository": 4, "docker:index/image:Image": 3,
         "kubernetes:apps/v1:Deployment": 5, "kubernetes:core/v1:Service": 3,
@@ -207,7 +209,7 @@ def test_a_version_bump_is_reported_model_by_model(project: GitRepo,
     assert bumped.messages("info")[1:] == [
         "modelfleet: ~ fraud-detector 1.4.2 → 1.4.3 (patch)",
         "modelfleet:     version: 1.4.2 → 1.4.3",
-        "modelfleet: Summary: 1 changed (1 patch), 3 unchanged",
+        "modelfleet: Summary: 1 changed (1 patch), 5 unchanged",
     ]
 
 

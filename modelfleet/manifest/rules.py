@@ -72,6 +72,8 @@ def model_rules(model: dict[str, Any], paths: PathChecker | None) -> list[Findin
     found += _version_pin(model)
     found += _pinned_files(model, ("artifact",))
     found += _exclusive(model, ("image",), "build", "ref")
+    found += _runtime(model)
+    found += _adapters(model)
     if paths is not None:
         found += _local_paths(model, paths)
     found += _candidate_artifacts(model, paths)
@@ -347,6 +349,151 @@ def _pinned_files(model: dict[str, Any], where: Path) -> list[Finding]:
                 if key in seen:
                     found.append((at + (index, "path"), f"'{key}' is listed twice"))
                 seen.add(key)
+    return found
+
+
+OWNED_ENGINE_FLAGS = {
+    "vllm": ("--model", "--port", "--host", "--served-model-name", "--tensor-parallel-size",
+             "-tp", "--enable-lora", "--lora-modules", "--max-loras", "--load-format"),
+}
+"""Flags each engine's runtime sets from the manifest (components/runtimes/<engine>.py), so
+`runtime.args` may not set them again: vLLM's argument parser would take the last one."""
+GPU_ENGINES = ("vllm",)
+
+
+def _owned_flag(arg: str, owned: tuple[str, ...]) -> str | None:
+    """The owned flag `arg` sets (`--port 9000`, `--port=9000`, `-tp 2`), if any."""
+    flag = arg.split("=", 1)[0]
+    return flag if flag in owned else None
+
+
+def _runtime(model: dict[str, Any]) -> list[Finding]:
+    """What each engine takes and refuses (issue 19, item 7)."""
+    runtime = _at(model, ("runtime",))
+    runtime = runtime if isinstance(runtime, dict) else {}
+    engine = runtime.get("engine", "modelserver")
+    if engine not in ("modelserver", "vllm", "custom"):
+        return []  # the schema names the engines
+    found: list[Finding] = []
+    serving = _at(model, ("serving",))
+    serving = serving if isinstance(serving, dict) else {}
+    custom_only = ("protocol", "health", "metricsPath", "metricsPort")
+    if engine == "modelserver":
+        for key in ("args", "port", *custom_only):
+            if runtime.get(key) is not None:
+                found.append((("runtime", key), "is for the vllm and custom engines; our model "
+                              "server takes `serving.port` and `serving.env`"))
+        return found
+    if engine == "vllm":
+        found += [(("runtime", key), "is for the custom engine only") for key in custom_only
+                  if runtime.get(key) is not None]
+    else:
+        found += [(("runtime", key), f"is required with engine custom: {what}")
+                  for key, what in (("port", "the port the image serves HTTP on"),
+                                    ("protocol", "oip or openai"),
+                                    ("health", "its live and ready paths"))
+                  if runtime.get(key) is None]
+        if runtime.get("metricsPort") is not None and runtime.get("metricsPath") is None:
+            found.append((("runtime", "metricsPort"), "needs `metricsPath`: the path "
+                          "Prometheus scrapes on that port (e.g. /metrics)"))
+    found += _engine_args(runtime, engine)
+    for key in ("port", "grpcPort"):
+        if key in serving:
+            found.append((("serving", key), f"sets our model server's port; with engine "
+                          f"{engine} the engine's port is `runtime.port`"))
+    if model.get("batch") is not None:
+        found.append((("batch",), f"batch workers with engine {engine} are not supported yet: "
+                      "they speak our model server's queue protocol; serve the model online"))
+    rollout = serving.get("rollout")
+    if isinstance(rollout, dict) and rollout.get("strategy") == "progressive":
+        found.append((("serving", "rollout", "strategy"),
+                      f"progressive rollouts with engine {engine} are not supported yet: the "
+                      "canary analysis reads our model server's request metrics; use "
+                      "candidates with a weight, or rolling"))
+    if serving.get("scaleMetric") in ("concurrency", "rps"):
+        found.append((("serving", "scaleMetric"),
+                      f"{serving['scaleMetric']} is read from our model server's request "
+                      f"metrics, which engine {engine} does not export; use cpu"))
+    if engine in GPU_ENGINES and "serving" in model:
+        gpu = _at(model, ("serving", "resources", "gpu"))
+        if gpu is None or str(gpu) == "0":
+            found.append((("serving", "resources", "gpu"),
+                          f"engine {engine} runs on GPUs; give resources.gpu (1 or more: "
+                          "the tensor-parallel size)"))
+    if engine == "vllm":
+        found += _llm_weights(model, ("artifact",))
+        candidates = _at(model, ("serving", "candidates"))
+        for index, item in enumerate(candidates if isinstance(candidates, list) else []):
+            if isinstance(item, dict):
+                found += _llm_weights(item, ("serving", "candidates", index, "artifact"),
+                                      inner=("artifact",))
+    return found
+
+
+def _engine_args(runtime: dict[str, Any], engine: str) -> list[Finding]:
+    args = runtime.get("args")
+    owned = OWNED_ENGINE_FLAGS.get(engine, ())
+    found: list[Finding] = []
+    for index, arg in enumerate(args if isinstance(args, list) else []):
+        flag = _owned_flag(arg, owned) if isinstance(arg, str) else None
+        if flag:
+            found.append((("runtime", "args", index),
+                          f"'{flag}' is set by modelfleet from the manifest (the model's name, "
+                          "its port, resources.gpu, its weights and adapters); remove it"))
+    return found
+
+
+def _llm_weights(item: dict[str, Any], where: Path, inner: Path = ("artifact",)) -> list[Finding]:
+    """An LLM's weights are a Hugging Face folder in S3: a `uri` prefix ending in `/`."""
+    artifact = _at(item, inner)
+    if not isinstance(artifact, dict):
+        return []
+    uri = artifact.get("uri")
+    if artifact.get("path") is not None:
+        return [(where + ("path",), "an LLM's weights are read from S3: give `uri`, the prefix "
+                                    "of a Hugging Face model folder ending in '/'")]
+    if isinstance(uri, str) and not uri.endswith("/") and not artifact.get("files"):
+        return [(where + ("uri",), f"'{uri}' names one object; an LLM's weights are a Hugging "
+                                   "Face model folder: end `uri` with '/'")]
+    return []
+
+
+def _adapters(model: dict[str, Any]) -> list[Finding]:
+    """LoRA adapters: vLLM only, unique names other than the model's, pinned file by file."""
+    adapters = _at(model, ("serving", "adapters"))
+    if not isinstance(adapters, list) or not adapters:
+        return []
+    engine = _at(model, ("runtime", "engine")) or "modelserver"
+    if engine not in ("modelserver", "vllm", "custom"):
+        return []  # the schema names the engines
+    if engine != "vllm":
+        return [(("serving", "adapters"), f"LoRA adapters are served by engine vllm; this "
+                                          f"model's engine is {engine}")]
+    found: list[Finding] = []
+    seen: set[str] = set()
+    for index, item in enumerate(adapters):
+        if not isinstance(item, dict):
+            continue
+        at: Path = ("serving", "adapters", index)
+        name = item.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                found.append((at + ("name",), f"'{name}' is used by another adapter of this "
+                                              "model"))
+            elif name == model.get("name"):
+                found.append((at + ("name",), f"'{name}' is the base model's served name; "
+                                              "give the adapter its own"))
+            seen.add(name)
+        artifact = item.get("artifact")
+        if isinstance(artifact, dict):
+            if artifact.get("uri") is None:
+                found.append((at + ("artifact", "uri"), "is required: the S3 prefix of the "
+                              "adapter's files, ending in '/'"))
+            if not artifact.get("files"):
+                found.append((at + ("artifact", "files"), "is required: every file of the "
+                              "adapter with its sha256 and size (`python -m modelfleet "
+                              "artifact lock`), so it is verified before the engine starts"))
+        found += [(at + path, message) for path, message in _pinned_files(item, ("artifact",))]
     return found
 
 

@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     WithJsonSchema,
     create_model,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -54,6 +55,7 @@ _VERSION_ID = r"^[!-~]{1,1024}$"
 VERSION_ID_MAX = 1024
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _INT_OR_PERCENT = r"^[0-9]+%$"
+_HTTP_PATH = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$"
 _IMAGE_NAME = r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
 _IMAGE_REF = rf"^{_IMAGE_NAME}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?@sha256:[a-f0-9]{{64}}$"
 
@@ -143,6 +145,10 @@ def _image_ref(value: str) -> str | None:
         return (f"'{value}' is not pinned by digest; append @sha256:<digest> "
                 "(a tag can be moved, a digest cannot)")
     return f"'{value}' is not an image reference of the form registry/name[:tag]@sha256:<64 hex>"
+
+
+image_ref_problem = _image_ref
+"""Why a text is not an image reference pinned by digest (None: it is one)."""
 
 
 def _env_keys(reserved: frozenset[str], what: str) -> Callable[[dict[str, str]], str | None]:
@@ -326,7 +332,8 @@ class PodSettings(Strict):
     rollout: Rollout = Rollout()
     startup_seconds: int = Field(600, ge=10, le=7200, alias="startupSeconds")
     """Seconds a pod may take to load its model before it counts as failed (startup probe);
-    liveness is checked only once it is ready."""
+    liveness is checked only once it is ready. Default 600, or 1800 with `runtime.engine:
+    vllm`."""
     node_selector: dict[str, str] = Field({}, alias="nodeSelector")
     """Node labels the pods need, e.g. `nvidia.com/gpu.product: NVIDIA-A10G`; merged over the
     stack's GPU node selector for models with GPUs."""
@@ -384,6 +391,9 @@ class Serving(PodSettings):
     """Port of the Open Inference Protocol's gRPC endpoint; probes stay on HTTP."""
     candidates: list[Candidate] = []
     """Versions beside the stable one, with a traffic weight or a mirror share each."""
+    adapters: list[Adapter] = []
+    """LoRA adapters served beside the base model under their own names (`runtime.engine:
+    vllm`): each pinned file by file, fetched and verified before the engine starts."""
 
 
 class BatchRun(Strict):
@@ -446,6 +456,18 @@ class Artifact(Strict):
     artifact lock` fills it): exactly those objects are fetched and verified."""
 
 
+class Adapter(Strict):
+    """A LoRA adapter of an LLM: served under `name`, pinned file by file like the weights."""
+
+    name: DnsLabel
+    """The model name clients ask for (OpenAI API `model`), and its folder
+    `/models/adapters/<name>`."""
+    version: SemVer
+    """The adapter's own version; a new one is a bump that rolls the pods."""
+    artifact: Artifact
+    """An S3 prefix (`uri` ending in `/`) and every file below it (`files`)."""
+
+
 class Build(Strict):
     context: RelativePath
     """Folder sent to the build, relative to the manifest."""
@@ -469,6 +491,51 @@ class Image(Strict):
 
 
 Stage = Literal["candidate", "approved"]
+ENGINES = ("modelserver", "vllm", "custom")
+Engine = Literal["modelserver", "vllm", "custom"]
+HttpPath = Annotated[str, _checked(_pattern_check(
+    _HTTP_PATH, "is not an absolute HTTP path (e.g. /v2/health/ready)")),
+    _text_schema(_HTTP_PATH, "absolute HTTP path, e.g. /v2/health/ready")]
+VLLM_PORT = 8000
+"""vLLM's OpenAI server's default `--port` (vllm@v0.11.0: vllm/entrypoints/openai/cli_args.py,
+`port: int = 8000`)."""
+LLM_STARTUP_SECONDS = 1800
+"""Startup budget of an engine that loads an LLM's weights (and compiles its kernels) when
+`startupSeconds` is not given: half an hour, as issue 19 asks."""
+
+
+class Health(Strict):
+    """Where a `custom` runtime answers its probes (HTTP GET, 200 when healthy)."""
+
+    live: HttpPath
+    """Liveness path, e.g. `/v2/health/live` (Open Inference Protocol)."""
+    ready: HttpPath
+    """Readiness path, e.g. `/v2/health/ready`; also the startup probe's."""
+
+
+class Runtime(Strict):
+    """Which server runs the model, as KServe's `ServingRuntime` says how a server runs."""
+
+    engine: Engine = "modelserver"
+    """`modelserver`: this project's server (Open Inference Protocol). `vllm`: vLLM's OpenAI
+    server for large language models, weights fetched and verified before it starts.
+    `custom`: any image serving HTTP (Triton, MLServer, ...)."""
+    args: list[str] = []
+    """Extra arguments for the engine's command line (vLLM: `--max-model-len=8192`); those
+    modelfleet sets itself are refused."""
+    port: int | None = Field(None, ge=1024, le=65535)
+    """The engine's HTTP port (`vllm`: default 8000; `custom`: required); 1024 or above, since
+    pods run as non-root. `modelserver` takes `serving.port`."""
+    protocol: Literal["oip", "openai"] | None = None
+    """`custom` only: what the image speaks, the Open Inference Protocol (Triton, MLServer)
+    or the OpenAI API."""
+    health: Health | None = None
+    """`custom` only: its liveness and readiness paths."""
+    metrics_path: HttpPath | None = Field(None, alias="metricsPath")
+    """`custom` only: where Prometheus scrapes its metrics (e.g. `/metrics`); none: not
+    scraped."""
+    metrics_port: int | None = Field(None, ge=1024, le=65535, alias="metricsPort")
+    """`custom` only: the port of `metricsPath`, when not `port` (Triton: 8002)."""
 
 
 class ModelSpec(Strict):
@@ -490,6 +557,29 @@ class ModelSpec(Strict):
     """Online endpoint; merged over `defaults.serving`."""
     batch: Batch | None = None
     """Queue-driven batch workers; merged over `defaults.batch`."""
+    runtime: Runtime = Runtime()
+    """The server that runs the model (serving and batch alike); default: `modelserver`."""
+
+    @model_validator(mode="after")
+    def _engine_defaults(self) -> ModelSpec:
+        """The engine's port and startup budget where the manifest leaves them out.
+
+        For `vllm` and `custom`, `serving.port` is the engine's port (`runtime.port`, vLLM's
+        8000 by default), so the Service, the route and the canary analysis address it; an
+        LLM's startup budget is `LLM_STARTUP_SECONDS` unless `startupSeconds` is given.
+        """
+        serving = self.serving
+        if self.runtime.engine == "modelserver" or not isinstance(serving, Serving):
+            return self
+        update: dict[str, Any] = {}
+        port = self.runtime.port or (VLLM_PORT if self.runtime.engine == "vllm" else None)
+        if port is not None and port != serving.port:
+            update["port"] = port
+        if self.runtime.engine == "vllm" and "startup_seconds" not in serving.model_fields_set:
+            update["startup_seconds"] = LLM_STARTUP_SECONDS
+        if update:
+            object.__setattr__(self, "serving", serving.model_copy(update=update))
+        return self
 
     def candidate_spec(self, candidate: Candidate) -> ModelSpec:
         """The model as a candidate runs it: its version, artifact and image (by default the

@@ -111,6 +111,18 @@ def stack_problems(item: ResolvedModel, resolution: Resolution,
                 item, path, f"{what}, but the stack has no {NAMESPACE}:{key}; set it "
                 f"(`pulumi config set {NAMESPACE}:{key} {example}`)"))
 
+    spec = item.spec
+    if spec.runtime.engine == "vllm":
+        if spec.artifact.files or serving.adapters:
+            needs(("runtime", "engine"), settings.fetch_image,
+                  "pinned files are fetched and verified by an init container",
+                  "fetchImage", "<registry>/modelfleet-fetch@sha256:<digest>")
+        if settings.require_approved and not spec.artifact.files:
+            found.append(resolution.problem(
+                item, ("artifact",), "an LLM's weights must be pinned file by file in this "
+                "stack (it requires approved models): list every file with its sha256 and "
+                "size in `files` (`python -m modelfleet artifact lock`)"))
+
     if serving.scale_metric != "cpu":
         metric = ("serving", "scaleMetric")
         needs(metric, settings.prometheus_address,

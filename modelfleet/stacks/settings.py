@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelfleet.manifest.problems import ManifestError, Problem
+from modelfleet.manifest.schema import image_ref_problem
 
 NAMESPACE = "modelfleet"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -22,7 +23,11 @@ CONFIG_KEYS = ("environment", "namespace", "manifest", "manifestRef", "team", "r
                "oidcProviderArn", "oidcProviderUrl", "kubeconfig", "kmsKeyArn",
                "noncurrentVersionDays", "imagePlatform", "untaggedImageDays", "createNamespace",
                "allowedNamespaces", "gpuNodeSelector", "gpuTolerationKey", "keda",
-               "kedaServiceAccount", "prometheusAddress", "gateway", "flagger")
+               "kedaServiceAccount", "prometheusAddress", "gateway", "flagger",
+               "fetchImage", "gpuMemoryGiB", "weightsDownloadMBps")
+DEFAULT_DOWNLOAD_MBPS = 100
+"""Megabytes per second a pod is assumed to download weights at, unless the stack says: a
+conservative figure for one S3 client stream into a node's disk."""
 _IRSA = "pods get their AWS permissions through IRSA, from the cluster's OIDC provider"
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -65,6 +70,15 @@ class StackSettings:
     """`namespace/name` of the Gateway (Gateway API) every online model gets a route on."""
     flagger: bool = False
     """Flagger (1.44+, Gateway API provider) runs progressive rollouts in the cluster."""
+    fetch_image: str | None = None
+    """The fetch-and-verify image (images/fetch.Dockerfile), pinned by digest: the init
+    container of every model whose files are pinned (LLM weights, LoRA adapters)."""
+    gpu_memory_gib: int = 0
+    """Memory of one GPU of the stack's GPU nodes, in GiB; 0: unknown (no `gpu-memory`
+    check)."""
+    weights_download_mbps: int = DEFAULT_DOWNLOAD_MBPS
+    """Rate at which a pod downloads weights from S3, in megabytes per second (the
+    `cold-start` check)."""
     config_file: str = field(default="", compare=False)
     """The stack file the settings were read from, for messages."""
 
@@ -99,6 +113,10 @@ class StackSettings:
             prometheus_address=reader.url("prometheusAddress"),
             gateway=reader.reference("gateway"),
             flagger=reader.boolean("flagger"),
+            fetch_image=reader.image("fetchImage"),
+            gpu_memory_gib=reader.integer("gpuMemoryGiB", 0, low=0),
+            weights_download_mbps=reader.integer("weightsDownloadMBps", DEFAULT_DOWNLOAD_MBPS,
+                                                 low=1),
             config_file=file,
         )
         reader.unknown_keys()
@@ -147,6 +165,14 @@ class _Reader:
             self._problem(key, "must be a single value")
             return None
         return str(value)
+
+    def image(self, key: str) -> str | None:
+        """An image reference pinned by digest."""
+        value = self.text(key)
+        reason = image_ref_problem(value) if value is not None else None
+        if reason:
+            self._problem(key, reason)
+        return value
 
     def url(self, key: str) -> str | None:
         value = self.text(key)

@@ -1,0 +1,61 @@
+"""Our own model server (images/modelserver): the Open Inference Protocol over HTTP and gRPC.
+
+The default runtime. What it renders is what the serving component rendered before runtimes
+existed, byte for byte (tests/test_runtimes.py compares the shipped stacks' renders).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pulumi_kubernetes as k8s
+
+from components.identity import read_uri
+from components.podspec import ModelContainer, http_probes, metrics_annotations, model_env
+from components.runtimes.base import COMPONENT, RuntimeInputs, RuntimeMetrics, RuntimePod
+from modelfleet.manifest.schema import ModelSpec, Serving
+
+READY_PATH = "/v2/health/ready"
+LIVE_PATH = "/v2/health/live"
+"""The Open Inference Protocol's health endpoints (KServe's open_inference_rest.yaml)."""
+
+
+class ModelServerRuntime:
+    """Serves `artifact` over OIP on `serving.port` (HTTP) and `serving.grpcPort` (gRPC)."""
+
+    engine: ClassVar[str] = "modelserver"
+    metrics: ClassVar[RuntimeMetrics] = RuntimeMetrics()
+
+    def ports(self, spec: ModelSpec) -> list[k8s.core.v1.ContainerPortArgs]:
+        serving = _serving(spec)
+        return [k8s.core.v1.ContainerPortArgs(name="http", container_port=serving.port,
+                                              protocol="TCP"),
+                k8s.core.v1.ContainerPortArgs(name="grpc", container_port=serving.grpc_port,
+                                              protocol="TCP")]
+
+    def pod(self, inputs: RuntimeInputs) -> RuntimePod:
+        serving = inputs.serving
+        artifact = inputs.spec.artifact
+        container = ModelContainer(
+            name=COMPONENT, image=inputs.image,
+            env=model_env(inputs.provenance, inputs.artifact_uri, artifact.sha256,
+                          {"MODEL_PORT": str(serving.port),
+                           "MODEL_GRPC_PORT": str(serving.grpc_port), **serving.env},
+                          object_version=artifact.version_id),
+            resources=serving.resources,
+            ports=self.ports(inputs.spec),
+            probes=http_probes("http", READY_PATH, LIVE_PATH, serving.startup_seconds),
+            pre_stop_seconds=5)
+        return RuntimePod(container=container, annotations=metrics_annotations(serving.port))
+
+    def reads(self, spec: ModelSpec) -> list[dict[str, Any]]:
+        """Its external artifact (the registry prefix is every runtime's)."""
+        if not spec.artifact.uri:
+            return []
+        return read_uri(spec.artifact.uri, "ReadArtifact", spec.artifact.version_id)
+
+
+def _serving(spec: ModelSpec) -> Serving:
+    if spec.serving is None:
+        raise ValueError(f"model {spec.name} has no serving section")
+    return spec.serving
