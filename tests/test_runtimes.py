@@ -223,16 +223,16 @@ def test_the_pod_may_read_exactly_its_pinned_files(llm: Simulation) -> None:
     statements = json.loads(policy.inputs["policy"])["Statement"]
     outside = [s for s in statements if not s["Sid"].startswith(("ReadModel", "Decrypt"))]
     by_sid = {s["Sid"]: s for s in outside}
-    assert set(by_sid) == {"ReadPinnedFiles", "ReadPinnedFileVersions"}
+    assert set(by_sid) == {"ReadPinnedFiles", "ReadPinnedFileVersion1"}
     assert by_sid["ReadPinnedFiles"]["Action"] == ["s3:GetObject"]
     assert sorted(by_sid["ReadPinnedFiles"]["Resource"]) == sorted(
         [f"arn:aws:s3:::weights/llama-3.1-8b/{path}" for path, _ in WEIGHTS]
         + ["arn:aws:s3:::weights/adapters/triage/1.2.0/adapter_config.json",
            "arn:aws:s3:::weights/adapters/triage/1.2.0/adapter_model.safetensors"])
-    assert by_sid["ReadPinnedFileVersions"] == {
-        "Sid": "ReadPinnedFileVersions", "Effect": "Allow",
-        "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-        "Resource": ["arn:aws:s3:::weights/adapters/tone/0.3.1/adapter_config.json"]}
+    assert by_sid["ReadPinnedFileVersion1"] == {  # that version only, not the key's current
+        "Sid": "ReadPinnedFileVersion1", "Effect": "Allow", "Action": ["s3:GetObjectVersion"],
+        "Resource": "arn:aws:s3:::weights/adapters/tone/0.3.1/adapter_config.json",
+        "Condition": {"StringEquals": {"s3:VersionId": "v7"}}}
     assert not any("s3:ListBucket" in s["Action"] for s in outside)
 
 
@@ -355,3 +355,17 @@ def test_unpinned_llm_weights_are_refused_where_models_must_be_approved(tmp_path
                           "by file in this stack (it requires approved models): list every "
                           "file with its sha256 and size in `files` (`python -m modelfleet "
                           "artifact lock`)")
+
+
+def test_the_rendered_fetch_plan_is_what_the_fetcher_reads(llm: Simulation) -> None:
+    """The init container's FETCH_PLAN parses with the fetcher's own parser, file for file."""
+    from modelfleet.release.pinned import parse_plan
+
+    (init,) = pod_spec(llm, "assistant")["initContainers"]
+    env = {item["name"]: item.get("value") for item in init["env"]}
+    artifacts = parse_plan(env["FETCH_PLAN"])
+    assert [(a.name, a.dest) for a in artifacts] == [
+        ("weights", "/models/weights"),
+        ("adapter-ticket-triage", "/models/adapters/ticket-triage"),
+        ("adapter-reply-tone", "/models/adapters/reply-tone")]
+    assert artifacts[2].files[0].version_id == "v7"

@@ -12,7 +12,6 @@ emptyDir that the init container writes and the engine mounts read-only.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,12 @@ import pulumi_kubernetes as k8s
 
 from components.podspec import ModelContainer, Mount
 from modelfleet.manifest.schema import Artifact, ArtifactFile, ModelSpec, Resources
+from modelfleet.release.pinned import (
+    PinnedArtifact,
+    PinnedFile,
+    plan_document,
+    size_limit_bytes,
+)
 
 MODELS_VOLUME = "models"
 MODELS_PATH = "/models"
@@ -42,10 +47,10 @@ class FetchedArtifact:
     artifact: Artifact
     dest: str
 
-    def entry(self) -> dict[str, Any]:
-        return {"name": self.name, "uri": self.artifact.uri, "dest": self.dest,
-                "files": [{"path": f.path, "sha256": f.sha256, "size": f.size,
-                           "versionId": f.version_id} for f in self.artifact.files]}
+    def pinned(self) -> PinnedArtifact:
+        """The artifact as the init container's plan names it (modelfleet.release.pinned)."""
+        return PinnedArtifact(self.name, self.artifact.uri or "", self.dest, tuple(
+            PinnedFile(f.path, f.sha256, f.size, f.version_id) for f in self.artifact.files))
 
 
 def fetched_artifacts(spec: ModelSpec) -> list[FetchedArtifact]:
@@ -60,8 +65,9 @@ def fetched_artifacts(spec: ModelSpec) -> list[FetchedArtifact]:
 
 
 def fetch_plan(artifacts: Sequence[FetchedArtifact]) -> str:
-    """`FETCH_PLAN`, compact and in a stable order, so an unchanged manifest rolls nothing."""
-    return json.dumps({"artifacts": [a.entry() for a in artifacts]}, separators=(",", ":"))
+    """`FETCH_PLAN`, compact and in a stable order, so an unchanged manifest rolls nothing;
+    the document is `modelfleet.release.pinned.plan_document`'s, which the fetcher parses."""
+    return json.dumps(plan_document([a.pinned() for a in artifacts]), separators=(",", ":"))
 
 
 def total_bytes(artifacts: Sequence[FetchedArtifact]) -> int:
@@ -70,7 +76,7 @@ def total_bytes(artifacts: Sequence[FetchedArtifact]) -> int:
 
 def models_volume(artifacts: Sequence[FetchedArtifact]) -> k8s.core.v1.VolumeArgs:
     """An emptyDir on the node's disk, limited to the files' total plus 10%."""
-    limit = math.ceil(total_bytes(artifacts) * HEADROOM)
+    limit = size_limit_bytes([a.pinned() for a in artifacts])
     return k8s.core.v1.VolumeArgs(
         name=MODELS_VOLUME,
         empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=str(max(limit, 1))))
@@ -88,16 +94,24 @@ def fetch_container(artifacts: Sequence[FetchedArtifact], image: pulumi.Input[st
 
 
 def object_arns(files: Sequence[tuple[str, ArtifactFile]]) -> list[dict[str, Any]]:
-    """IAM: read exactly these objects (and their pinned versions), nothing else, no listing."""
+    """IAM: read exactly these objects, nothing else, no listing.
+
+    A file pinned to an object version may be read at that version only:
+    `s3:GetObjectVersion` with the `s3:VersionId` condition key, no `s3:GetObject` (which
+    would serve whatever the key holds now); one statement per pinned version, since each
+    carries its own condition (S3 User Guide, "Condition keys for Amazon S3": s3:VersionId).
+    """
     plain = sorted({_arn(uri, f) for uri, f in files if not f.version_id})
-    versioned = sorted({_arn(uri, f) for uri, f in files if f.version_id})
-    found = []
+    versioned = sorted({(_arn(uri, f), f.version_id or "") for uri, f in files
+                        if f.version_id})
+    found: list[dict[str, Any]] = []
     if plain:
         found.append({"Sid": "ReadPinnedFiles", "Effect": "Allow", "Action": ["s3:GetObject"],
                       "Resource": plain})
-    if versioned:
-        found.append({"Sid": "ReadPinnedFileVersions", "Effect": "Allow",
-                      "Action": ["s3:GetObject", "s3:GetObjectVersion"], "Resource": versioned})
+    found += [{"Sid": f"ReadPinnedFileVersion{index}", "Effect": "Allow",
+               "Action": ["s3:GetObjectVersion"], "Resource": arn,
+               "Condition": {"StringEquals": {"s3:VersionId": version}}}
+              for index, (arn, version) in enumerate(versioned, start=1)]
     return found
 
 
