@@ -53,9 +53,13 @@ def rendered(root: Path, name: str) -> dict[tuple[str, str], Any]:
 
 
 def with_explicit_modelserver(text: str) -> str:
-    """`runtime: {engine: modelserver}` under every model's name."""
-    return re.sub(r"^(  - name: .+)$", r"\1\n    runtime: {engine: modelserver}", text,
-                  flags=re.MULTILINE)
+    """`runtime: {engine: modelserver}` under the name of every model that names no runtime."""
+    head, *entries = re.split(r"^(?=  - name: )", text, flags=re.MULTILINE)
+    return head + "".join(
+        entry if re.search(r"^    runtime:", entry, flags=re.MULTILINE)
+        else re.sub(r"^(  - name: .+)$", r"\1\n    runtime: {engine: modelserver}", entry,
+                    count=1, flags=re.MULTILINE)
+        for entry in entries)
 
 
 def test_an_explicit_modelserver_runtime_renders_every_shipped_stack_unchanged(
@@ -64,7 +68,8 @@ def test_an_explicit_modelserver_runtime_renders_every_shipped_stack_unchanged(
     shipped = manifest.read_text(encoding="utf-8")
     before = {name: rendered(project.root, name) for name in SHIPPED}
     edited = with_explicit_modelserver(shipped)
-    assert edited.count("runtime: {engine: modelserver}") == shipped.count("\n  - name: ")
+    explicit = edited.count("runtime: {engine: modelserver}")
+    assert explicit == shipped.count("\n  - name: ") - shipped.count("\n    runtime:") >= 4
     manifest.write_text(edited, encoding="utf-8")
     try:
         after = {name: rendered(project.root, name) for name in SHIPPED}
