@@ -77,6 +77,8 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_SECONDS
     server: ModelHTTPServer
+    body_read = False
+    """Whether this request's body has been read off the connection."""
 
     def setup(self) -> None:
         super().setup()
@@ -103,6 +105,7 @@ class Handler(BaseHTTPRequestHandler):
             gauge.inc()
         started = time.perf_counter()
         reply = Reply(HTTPStatus.INTERNAL_SERVER_ERROR, b"")
+        self.body_read = False
         try:
             reply = self._dispatch(method, path)
         except ProtocolError as error:
@@ -120,9 +123,26 @@ class Handler(BaseHTTPRequestHandler):
         state.metrics.requests.labels(state.model_name, "http", route,
                                       str(int(reply.status))).inc()
         try:
+            self._settle_body()
             self._send(reply)
         finally:
             state.end()
+
+    def _settle_body(self) -> None:
+        """Reads the rest of a body the answer did not need, or closes the connection after
+        the answer: the next request on a kept-alive connection must start where this one's
+        body ends (RFC 9112 section 9.3; RFC 9110 section 10.1.1 for an early answer)."""
+        if self.body_read:
+            return
+        try:
+            length = _declared_length(self.headers.get("Content-Length"),
+                                      self.headers.get("Transfer-Encoding"))
+        except ProtocolError:
+            self.close_connection = True
+            return
+        self.body_read = True
+        if length:
+            self.rfile.read(length)
 
     def _dispatch(self, method: str, path: str) -> Reply:
         state = self.server.state
@@ -160,13 +180,10 @@ class Handler(BaseHTTPRequestHandler):
         return infer_reply(state.model_name, state.model_version, request, state.infer(request))
 
     def _body(self) -> bytes:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError as error:
-            raise ProtocolError("Content-Length must be a whole number") from error
-        if length > MAX_BODY:
-            raise ProtocolError(f"request body of {length} bytes is over {MAX_BODY}", 413)
+        length = _declared_length(self.headers.get("Content-Length"),
+                                  self.headers.get("Transfer-Encoding"))
         raw = self.rfile.read(length) if length else b""
+        self.body_read = True
         encoding = (self.headers.get("Content-Encoding") or "identity").lower()
         if encoding == "identity":
             return raw
@@ -184,7 +201,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         if reply.header_length is not None:
             self.send_header(HEADER, str(reply.header_length))
-        if self.server.state.draining:
+        if self.server.state.draining or self.close_connection:
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
@@ -215,6 +232,23 @@ def infer_reply(model: str, version: str, request: InferRequest,
         return Reply(HTTPStatus.OK, header)
     return Reply(HTTPStatus.OK, b"".join([header, *tail]), "application/octet-stream",
                  len(header))
+
+
+def _declared_length(content_length: str | None, transfer_encoding: str | None) -> int:
+    """The body's size in bytes from its headers; raises ProtocolError (400, 411, 413) for a
+    size that is not a whole number, a chunked body, or one over MAX_BODY."""
+    if transfer_encoding is not None and transfer_encoding.lower() != "identity":
+        raise ProtocolError(f"Transfer-Encoding '{transfer_encoding}' is not supported: "
+                            f"send the body with a Content-Length", 411)
+    try:
+        length = int(content_length or 0)
+    except ValueError as error:
+        raise ProtocolError("Content-Length must be a whole number") from error
+    if length < 0:
+        raise ProtocolError("Content-Length must be a whole number")
+    if length > MAX_BODY:
+        raise ProtocolError(f"request body of {length} bytes is over {MAX_BODY}", 413)
+    return length
 
 
 def _ready_status(state: ServerState) -> HTTPStatus:
