@@ -72,11 +72,14 @@ def read_answer(stream: BinaryIO) -> Answer:
 
 
 def is_closed(connection: socket.socket, stream: BinaryIO) -> bool:
-    """True when the server has closed its side (a read gives end of file)."""
+    """True when the server has closed its side: a read gives end of file, or a reset when
+    the client had written after the server closed."""
     connection.settimeout(5)
     try:
         return stream.read(1) == b""
-    except (ConnectionResetError, TimeoutError):
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
         return False
 
 

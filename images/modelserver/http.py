@@ -7,18 +7,23 @@ stops accepting connections and waits for the requests in flight to finish.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import logging
 import re
 import socket
+import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import uvicorn
+import uvloop
 
 from modelserver.binary import HEADER, split_body, to_bytes
 from modelserver.protocol import (
@@ -42,6 +47,9 @@ _DECODERS: dict[str, Callable[[bytes], bytes]] = {"gzip": gzip.decompress,
 
 __all__ = ["ModelHTTPServer", "ServerState"]
 
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -52,100 +60,191 @@ class Reply:
     """The JSON header's size when binary tensors follow it."""
 
 
-class ModelHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class ModelHTTPServer:
+    """The protocol over HTTP/1.1 on `address` (port 0 picks a free one).
+
+    uvicorn (httptools, on a uvloop event loop in the thread that calls `serve_forever`)
+    reads and frames requests: a body an early answer did not need is still read off a
+    kept-alive connection, chunked bodies and `Expect: 100-continue` work as RFC 9112
+    says. Health, readiness, metadata and metrics are answered on the event loop; each
+    inference (decoding, the model, encoding) runs on one inference thread, in arrival
+    order, so a slow model never holds up a probe and requests are served first come,
+    first served (a thread per connection let the GIL pick, and the tail grew:
+    README, "Where the time goes").
+    """
 
     def __init__(self, address: tuple[str, int], state: ServerState) -> None:
-        super().__init__(address, Handler)
         self.state = state
+        self.socket = socket.create_server(address, backlog=1024)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer")
+        self.server = uvicorn.Server(uvicorn.Config(
+            Application(state, self.executor), http="httptools", lifespan="off",
+            access_log=False, log_config=None, server_header=False, date_header=False,
+            timeout_keep_alive=int(IDLE_SECONDS)))
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+        self.serving = threading.Event()
+        self.stopped = threading.Event()
 
     @property
     def port(self) -> int:
-        return int(self.server_address[1])
+        return int(self.socket.getsockname()[1])
+
+    def serve_forever(self) -> None:
+        """Serves until `drain`; blocks the calling thread."""
+        loop = uvloop.new_event_loop()
+        self.serving.set()
+        try:
+            loop.run_until_complete(self.server.serve(sockets=[self.socket]))
+        finally:
+            loop.close()
+            self.stopped.set()
 
     def drain(self, grace_seconds: float) -> bool:
         """Stop taking connections, then wait for the requests in flight; True if all ended."""
         self.state.draining = True
-        self.shutdown()
+        self.server.should_exit = True
         finished = self.state.wait_idle(grace_seconds)
-        self.server_close()
+        if self.serving.is_set():
+            finished = self.stopped.wait(grace_seconds) and finished
+        else:
+            self.socket.close()
+        self.executor.shutdown(wait=False)
         return finished
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = IDLE_SECONDS
-    server: ModelHTTPServer
-    body_read = False
-    """Whether this request's body has been read off the connection."""
+class Application:
+    """The ASGI application (asgiref's HTTP scope, spec 2.x): routes, bodies, replies."""
 
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes; without this, Nagle's algorithm holds the
-        # body back until the client's delayed ACK, adding ~40 ms to every keep-alive call.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, state: ServerState, executor: Executor) -> None:
+        self.state = state
+        self.executor = executor
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def _handle(self, method: str) -> None:
-        state = self.server.state
-        path = self.path.split("?", 1)[0].rstrip("/") or "/"
-        route = _route_name(path)
-        gauge = state.metrics.in_flight.labels(state.model_name)
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        state = self.state
+        method: str = scope["method"]
+        path = scope["path"].rstrip("/") or "/"
+        headers = Headers(scope["headers"])
         state.begin()
-        if route == "infer":
-            gauge.inc()
-        started = time.perf_counter()
-        reply = Reply(HTTPStatus.INTERNAL_SERVER_ERROR, b"")
-        self.body_read = False
         try:
-            reply = self._dispatch(method, path)
-        except ProtocolError as error:
-            reply = Reply(HTTPStatus(error.status), _error(str(error)))
-        except Exception as error:
-            log.exception("request failed")
-            reply = Reply(HTTPStatus.INTERNAL_SERVER_ERROR, _error(f"internal error: {error}"))
-        finally:
-            if route == "infer":
-                gauge.dec()
-        # Counted before the answer goes out: a client that reads /metrics right after its
-        # answer must find its request counted.
-        state.metrics.latency.labels(state.model_name, "http", route).observe(
-            time.perf_counter() - started)
-        state.metrics.requests.labels(state.model_name, "http", route,
-                                      str(int(reply.status))).inc()
-        try:
-            self._settle_body()
-            self._send(reply)
+            close = False
+            try:
+                reply = await self._answer(method, path, headers, receive)
+            except ProtocolError as error:
+                reply = count(state, _route_name(path), headers.started,
+                              Reply(HTTPStatus(error.status), _error(str(error))))
+                close = error.status in (411, 413)
+            except ClientGoneError:
+                return
+            if not headers.body_read and headers.expects_continue:
+                close = True  # RFC 9110 10.1.1: the client may or may not send the body now
+            await send_reply(send, reply, close or state.draining)
         finally:
             state.end()
 
-    def _settle_body(self) -> None:
-        """Reads the rest of a body the answer did not need, or closes the connection after
-        the answer: the next request on a kept-alive connection must start where this one's
-        body ends (RFC 9112 section 9.3; RFC 9110 section 10.1.1 for an early answer)."""
-        if self.body_read:
-            return
+    async def _answer(self, method: str, path: str, headers: Headers,
+                      receive: Receive) -> Reply:
+        state = self.state
+        started = headers.started
+        match = _MODEL_ROUTE.match(path)
+        if not (method == "POST" and match and match["rest"] == "/infer"):
+            return count(state, _route_name(path), started, _dispatch(state, method, path, match))
+        gauge = state.metrics.in_flight.labels(state.model_name)
+        gauge.inc()
         try:
-            length = _declared_length(self.headers.get("Content-Length"),
-                                      self.headers.get("Transfer-Encoding"))
-        except ProtocolError:
-            self.close_connection = True
-            return
-        self.body_read = True
-        if length:
-            self.rfile.read(length)
+            state.check_model(match["name"], match["version"])
+            body = await read_body(headers, receive)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.executor, infer_answer, state, headers, body,
+                                              started)
+        finally:
+            gauge.dec()
 
-    def _dispatch(self, method: str, path: str) -> Reply:
-        state = self.server.state
+
+class ClientGoneError(Exception):
+    """The client went away before its request was read."""
+
+
+class Headers:
+    """A request's headers (names lower case, as uvicorn gives them) and body state."""
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self.started = time.perf_counter()
+        self.values = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
+        self.body_read = False
+        self.expects_continue = self.values.get("expect", "").lower() == "100-continue"
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name.lower())
+
+
+async def read_body(headers: Headers, receive: Receive) -> bytes:
+    """The request body, at most MAX_BODY bytes; raises ProtocolError (400, 413)."""
+    declared = headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError as error:
+            raise ProtocolError("Content-Length must be a whole number") from error
+        if length > MAX_BODY:
+            raise ProtocolError(f"request body of {length} bytes is over {MAX_BODY}", 413)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGoneError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ProtocolError(f"request body of more than {MAX_BODY} bytes is over "
+                                f"{MAX_BODY}", 413)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            headers.body_read = True
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def infer_answer(state: ServerState, headers: Headers, raw: bytes, started: float) -> Reply:
+    """One inference from its body, counted in the metrics; runs on the inference thread."""
+    try:
+        header_length = headers.get(HEADER)
+        header, binary = split_body(_decoded(raw, headers.get("content-encoding")),
+                                    header_length)
+        try:
+            body = json.loads(header or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+            what = "JSON header" if header_length is not None else "body"
+            raise ProtocolError(f"the request {what} is not JSON: {error}") from error
+        request = decode_request(body, binary)
+        reply = infer_reply(state.model_name, state.model_version, request,
+                            state.infer(request))
+    except ProtocolError as error:
+        reply = Reply(HTTPStatus(error.status), _error(str(error)))
+    except Exception as error:
+        log.exception("request failed")
+        reply = Reply(HTTPStatus.INTERNAL_SERVER_ERROR, _error(f"internal error: {error}"))
+    return count(state, "infer", started, reply)
+
+
+def _decoded(raw: bytes, encoding: str | None) -> bytes:
+    encoding = (encoding or "identity").lower()
+    if encoding == "identity":
+        return raw
+    if encoding not in _DECODERS:
+        raise ProtocolError(f"Content-Encoding '{encoding}' is not supported "
+                            f"(gzip, deflate or identity)", 415)
+    try:
+        return _DECODERS[encoding](raw)
+    except (OSError, zlib.error, EOFError) as error:
+        raise ProtocolError(f"the body is not valid {encoding}: {error}") from error
+
+
+def _dispatch(state: ServerState, method: str, path: str,
+              match: re.Match[str] | None) -> Reply:
+    """Every route but inference: health, metrics, metadata (on the event loop)."""
+    try:
         if method == "GET" and path == "/v2/health/live":
             return _json_reply({"live": True})
         if method == "GET" and path == "/v2/health/ready":
@@ -154,7 +253,6 @@ class Handler(BaseHTTPRequestHandler):
             return Reply(HTTPStatus.OK, state.metrics.exposition(), "text/plain; version=0.0.4")
         if method == "GET" and path == "/v2":
             return _json_reply(state.server_metadata())
-        match = _MODEL_ROUTE.match(path)
         if not match:
             return Reply(HTTPStatus.NOT_FOUND, _error(f"no route for {method} {path}"))
         state.check_model(match["name"], match["version"])
@@ -164,48 +262,33 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and rest == "/ready":
             return _json_reply({"name": state.model_name, "ready": state.ready},
                                _ready_status(state))
-        if method == "POST" and rest == "/infer":
-            return self._infer()
         return Reply(HTTPStatus.METHOD_NOT_ALLOWED, _error(f"{method} is not allowed on {path}"))
+    except ProtocolError as error:
+        return Reply(HTTPStatus(error.status), _error(str(error)))
+    except Exception as error:
+        log.exception("request failed")
+        return Reply(HTTPStatus.INTERNAL_SERVER_ERROR, _error(f"internal error: {error}"))
 
-    def _infer(self) -> Reply:
-        state = self.server.state
-        header, binary = split_body(self._body(), self.headers.get(HEADER))
-        try:
-            body = json.loads(header or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
-            what = "JSON header" if self.headers.get(HEADER) is not None else "body"
-            raise ProtocolError(f"the request {what} is not JSON: {error}") from error
-        request = decode_request(body, binary)
-        return infer_reply(state.model_name, state.model_version, request, state.infer(request))
 
-    def _body(self) -> bytes:
-        length = _declared_length(self.headers.get("Content-Length"),
-                                  self.headers.get("Transfer-Encoding"))
-        raw = self.rfile.read(length) if length else b""
-        self.body_read = True
-        encoding = (self.headers.get("Content-Encoding") or "identity").lower()
-        if encoding == "identity":
-            return raw
-        if encoding not in _DECODERS:
-            raise ProtocolError(f"Content-Encoding '{encoding}' is not supported "
-                                f"(gzip, deflate or identity)", 415)
-        try:
-            return _DECODERS[encoding](raw)
-        except (OSError, zlib.error, EOFError) as error:
-            raise ProtocolError(f"the body is not valid {encoding}: {error}") from error
+def count(state: ServerState, route: str, started: float, reply: Reply) -> Reply:
+    """Counts an answer and observes its duration (seconds) before it goes out: a client
+    that reads /metrics right after its answer must find its request counted."""
+    state.metrics.latency.labels(state.model_name, "http", route).observe(
+        time.perf_counter() - started)
+    state.metrics.requests.labels(state.model_name, "http", route,
+                                  str(int(reply.status))).inc()
+    return reply
 
-    def _send(self, reply: Reply) -> None:
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        if reply.header_length is not None:
-            self.send_header(HEADER, str(reply.header_length))
-        if self.server.state.draining or self.close_connection:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(reply.body)
+
+async def send_reply(send: Send, reply: Reply, close: bool) -> None:
+    headers = [(b"content-type", reply.content_type.encode()),
+               (b"content-length", str(len(reply.body)).encode())]
+    if reply.header_length is not None:
+        headers.append((HEADER.lower().encode(), str(reply.header_length).encode()))
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": int(reply.status), "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
 
 
 def infer_reply(model: str, version: str, request: InferRequest,
@@ -232,23 +315,6 @@ def infer_reply(model: str, version: str, request: InferRequest,
         return Reply(HTTPStatus.OK, header)
     return Reply(HTTPStatus.OK, b"".join([header, *tail]), "application/octet-stream",
                  len(header))
-
-
-def _declared_length(content_length: str | None, transfer_encoding: str | None) -> int:
-    """The body's size in bytes from its headers; raises ProtocolError (400, 411, 413) for a
-    size that is not a whole number, a chunked body, or one over MAX_BODY."""
-    if transfer_encoding is not None and transfer_encoding.lower() != "identity":
-        raise ProtocolError(f"Transfer-Encoding '{transfer_encoding}' is not supported: "
-                            f"send the body with a Content-Length", 411)
-    try:
-        length = int(content_length or 0)
-    except ValueError as error:
-        raise ProtocolError("Content-Length must be a whole number") from error
-    if length < 0:
-        raise ProtocolError("Content-Length must be a whole number")
-    if length > MAX_BODY:
-        raise ProtocolError(f"request body of {length} bytes is over {MAX_BODY}", 413)
-    return length
 
 
 def _ready_status(state: ServerState) -> HTTPStatus:
