@@ -80,6 +80,7 @@ class ModelHTTPServer:
         self.server = uvicorn.Server(uvicorn.Config(
             Application(state, self.executor), http="httptools", lifespan="off",
             access_log=False, log_config=None, server_header=False, date_header=False,
+            proxy_headers=False,
             timeout_keep_alive=int(IDLE_SECONDS)))
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         self.serving = threading.Event()
@@ -273,10 +274,7 @@ def _dispatch(state: ServerState, method: str, path: str,
 def count(state: ServerState, route: str, started: float, reply: Reply) -> Reply:
     """Counts an answer and observes its duration (seconds) before it goes out: a client
     that reads /metrics right after its answer must find its request counted."""
-    state.metrics.latency.labels(state.model_name, "http", route).observe(
-        time.perf_counter() - started)
-    state.metrics.requests.labels(state.model_name, "http", route,
-                                  str(int(reply.status))).inc()
+    state.answered("http", route, int(reply.status), time.perf_counter() - started)
     return reply
 
 

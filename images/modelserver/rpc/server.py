@@ -154,10 +154,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                 code, message = grpc.StatusCode.INTERNAL, f"internal error: {error}"
             return empty(), code, message
         finally:
-            state.metrics.latency.labels(state.model_name, "grpc", route).observe(
-                time.perf_counter() - started)
-            state.metrics.requests.labels(state.model_name, "grpc", route,
-                                          str(_HTTP_EQUIVALENT.get(code, 500))).inc()
+            state.answered("grpc", route, _HTTP_EQUIVALENT.get(code, 500),
+                           time.perf_counter() - started)
             state.end()
 
     @staticmethod
