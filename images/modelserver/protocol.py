@@ -202,6 +202,8 @@ def _first_misfit(flat: list[Any], datatype: str) -> tuple[int, Any] | None:
         allowed = (int,)
     else:
         allowed = (int, float)
+    if set(map(type, flat)).issubset(allowed):  # the common case, without a Python loop
+        return None
     for position, item in enumerate(flat):
         if type(item) not in allowed:
             return position, item
