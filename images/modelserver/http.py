@@ -8,16 +8,18 @@ stops accepting connections and waits for the requests in flight to finish.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import gzip
 import json
 import logging
+import queue
 import re
 import socket
 import threading
 import time
 import zlib
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -78,9 +80,9 @@ class ModelHTTPServer:
     def __init__(self, address: tuple[str, int], state: ServerState) -> None:
         self.state = state
         self.socket = socket.create_server(address, backlog=1024)
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer")
+        self.inference = InferenceThread()
         self.server = uvicorn.Server(uvicorn.Config(
-            Application(state, self.executor), http="httptools", lifespan="off",
+            Application(state, self.inference), http="httptools", lifespan="off",
             access_log=False, log_config=None, server_header=False, date_header=False,
             proxy_headers=False,
             timeout_keep_alive=int(IDLE_SECONDS)))
@@ -111,16 +113,16 @@ class ModelHTTPServer:
             finished = self.stopped.wait(grace_seconds) and finished
         else:
             self.socket.close()
-        self.executor.shutdown(wait=False)
+        self.inference.stop()
         return finished
 
 
 class Application:
     """The ASGI application (asgiref's HTTP scope, spec 2.x): routes, bodies, replies."""
 
-    def __init__(self, state: ServerState, executor: Executor) -> None:
+    def __init__(self, state: ServerState, inference: InferenceThread) -> None:
         self.state = state
-        self.executor = executor
+        self.inference = inference
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,11 +160,60 @@ class Application:
         try:
             state.check_model(match["name"], match["version"])
             body = await read_body(headers, receive)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, infer_answer, state, headers, body,
-                                              started)
+            return await self.inference.run(infer_answer, state, headers, body, started)
         finally:
             gauge.dec()
+
+
+class InferenceThread:
+    """One thread that runs inferences in the order they arrive and hands each answer back
+    to the event loop that asked.
+
+    Answers finished while the loop is busy go back together with one wake-up of the loop
+    (`call_soon_threadsafe`) instead of one each, as `run_in_executor` would.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self.done: collections.deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = \
+            collections.deque()
+        self.waking = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._work, name="infer", daemon=True)
+        self.thread.start()
+
+    def run(self, work: Callable[..., Reply], *args: Any) -> asyncio.Future[Reply]:
+        """`work(*args)` on the inference thread; the future is the event loop's."""
+        self.loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = self.loop.create_future()
+        self.jobs.put((future, work, args))
+        return future
+
+    def stop(self) -> None:
+        self.jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            future, work, args = job
+            try:
+                self.done.append((future, work(*args), None))
+            except BaseException as error:  # handed to the request that asked
+                self.done.append((future, None, error))
+            if not self.waking and self.loop is not None:
+                self.waking = True
+                with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                    self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        self.waking = False
+        while self.done:
+            future, result, error = self.done.popleft()
+            if future.done():  # cancelled: the client went away
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
 
 
 class ClientGoneError(Exception):
