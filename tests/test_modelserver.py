@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import http.client
@@ -10,7 +11,6 @@ import logging
 import signal
 import socket
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +19,8 @@ from urllib import error, request
 
 import numpy as np
 import pytest
-from modelserver.http import Handler, ModelHTTPServer, ServerState
+from modelserver import http as modelserver_http
+from modelserver.http import ModelHTTPServer, ServerState
 from modelserver.models import ArtifactError, load_predictor
 from modelserver.settings import Settings, SettingsError
 
@@ -172,14 +173,13 @@ def test_a_request_is_counted_by_the_time_its_answer_arrives(
         loaded: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A scraper (or a client) that reads /metrics right after an answer finds it counted,
     even while the thread that sent the answer has not yet returned."""
-    send = Handler._send
+    send = modelserver_http.send_reply
 
-    def send_then_linger(handler: Handler, reply: Any) -> None:
-        send(handler, reply)
-        if handler.path.endswith("/infer"):
-            time.sleep(0.3)
+    async def send_then_linger(asgi_send: Any, reply: Any, close: bool) -> None:
+        await send(asgi_send, reply, close)
+        await asyncio.sleep(0.3)
 
-    monkeypatch.setattr(Handler, "_send", send_then_linger)
+    monkeypatch.setattr(modelserver_http, "send_reply", send_then_linger)
     labels = 'model="churn",protocol="http",route="infer"'
     for answered in (1, 2):
         call(f"{loaded}/v2/models/churn/infer", {"inputs": []})
@@ -286,7 +286,8 @@ def binary_request(url: str, header: dict[str, Any], tail: bytes,
     answer = connection.getresponse()
     body = answer.read()
     connection.close()
-    return answer.status, dict(answer.getheaders()), body
+    # Header names are case-insensitive (RFC 9110 section 5.1); servers send them as they like.
+    return answer.status, {name.title(): value for name, value in answer.getheaders()}, body
 
 
 def test_binary_tensors_in_and_out(loaded: str, model: Any) -> None:

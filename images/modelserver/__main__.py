@@ -7,6 +7,7 @@ over gRPC on MODEL_GRPC_PORT (unless it is 0). SIGTERM drains both servers.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from modelserver.batch import QueueWorker, run_partition
 from modelserver.http import ModelHTTPServer
-from modelserver.models import ArtifactError, load_predictor
+from modelserver.models import ArtifactError, Predictor, load_predictor
 from modelserver.settings import Settings, SettingsError
 from modelserver.state import ServerState
 from modelserver.storage import StorageError, fetch
@@ -53,12 +54,7 @@ def main() -> int:
         signal.signal(signum, lambda *_: stop.set())
 
     try:
-        model_uri = settings.model_uri
-        if settings.model_object_version:  # a pinned S3 object version: fetched as such
-            model_uri = str(fetch(model_uri, Path(settings.cache_dir),
-                                  settings.model_object_version))
-        state.predictor = load_predictor(model_uri, Path(settings.cache_dir),
-                                         settings.model_sha256, settings.flavor)
+        state.predictor = load(settings)
     except (ArtifactError, StorageError) as error:
         log.error("%s", error)
         if rpc:
@@ -88,6 +84,21 @@ def main() -> int:
     finally:
         server.drain(1)
     return 0
+
+
+def load(settings: Settings) -> Predictor:
+    """The model of MODEL_URI; raises ArtifactError or StorageError."""
+    model_uri = settings.model_uri
+    if settings.model_object_version:  # a pinned S3 object version: fetched as such
+        model_uri = str(fetch(model_uri, Path(settings.cache_dir),
+                              settings.model_object_version))
+    predictor = load_predictor(model_uri, Path(settings.cache_dir), settings.model_sha256,
+                               settings.flavor)
+    # Everything loaded so far (libraries, the model) lives as long as the process: the
+    # collector stops scanning it, so a full collection (about 100,000 objects here) no
+    # longer pauses requests for tens of milliseconds.
+    gc.freeze()
+    return predictor
 
 
 if __name__ == "__main__":

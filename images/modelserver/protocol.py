@@ -22,6 +22,8 @@ DATATYPES: dict[str, Any] = {
 }
 """Every datatype the server reads and writes, with the numpy type that holds it."""
 _BY_KIND = {np.dtype(t).name: name for name, t in DATATYPES.items() if name != "BYTES"}
+_BY_DTYPE = {np.dtype(t): name for name, t in DATATYPES.items() if name != "BYTES"}
+"""Native-order dtypes: found by hash, without numpy's pure-Python `dtype.name`."""
 _INTEGERS = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
 
 
@@ -56,6 +58,9 @@ class InferRequest:
 
 def datatype_of(array: np.ndarray) -> str:
     """The protocol datatype that carries `array` (strings and objects are BYTES)."""
+    datatype = _BY_DTYPE.get(array.dtype)
+    if datatype is not None:
+        return datatype
     if array.dtype.kind in ("U", "S", "O"):
         return "BYTES"
     datatype = _BY_KIND.get(array.dtype.name)
@@ -197,6 +202,8 @@ def _first_misfit(flat: list[Any], datatype: str) -> tuple[int, Any] | None:
         allowed = (int,)
     else:
         allowed = (int, float)
+    if set(map(type, flat)).issubset(allowed):  # the common case, without a Python loop
+        return None
     for position, item in enumerate(flat):
         if type(item) not in allowed:
             return position, item

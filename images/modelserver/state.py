@@ -34,9 +34,26 @@ class ServerState:
     draining: bool = False
     in_flight: int = 0
     lock: threading.Condition = field(default_factory=threading.Condition)
+    _answered: dict[tuple[str, str, int], tuple[Any, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.metrics.serving(self.model_name, self.model_version)
+        self._rows = self.metrics.rows.labels(self.model_name)
+
+    def answered(self, protocol: str, route: str, code: int, seconds: float) -> None:
+        """Counts one answer (`code`: its HTTP status) and observes its duration (seconds).
+
+        The labelled series are looked up once per (protocol, route, code), not per
+        request: prometheus_client's `labels()` takes a lock and builds a key each time.
+        """
+        key = (protocol, route, code)
+        series = self._answered.get(key)
+        if series is None:
+            series = self._answered[key] = (
+                self.metrics.latency.labels(self.model_name, protocol, route),
+                self.metrics.requests.labels(self.model_name, protocol, route, str(code)))
+        series[0].observe(seconds)
+        series[1].inc()
 
     @property
     def ready(self) -> bool:
@@ -85,5 +102,5 @@ class ServerState:
             raise ProtocolError(f"model '{self.model_name}' is not ready", 503)
         outputs = infer(predictor, request.inputs)
         first = next(iter(request.inputs.values()))
-        self.metrics.rows.labels(self.model_name).inc(first.shape[0] if first.ndim else 1)
+        self._rows.inc(first.shape[0] if first.ndim else 1)
         return outputs

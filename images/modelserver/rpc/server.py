@@ -61,8 +61,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     Every RPC runs on the server's event loop thread, inference included, as KServe's
     ModelServer runs a synchronous model: handing each request to a thread pool cost
     a fifth of the throughput (benchmarks/server_compare.py). gRPC inferences so run
-    one at a time per process, beside HTTP's own threads; probes use HTTP, so a slow
-    model never holds them up.
+    one at a time per process, beside HTTP's inference thread; probes use HTTP, so a
+    slow model never holds them up.
     """
 
     def __init__(self, state: ServerState) -> None:
@@ -154,10 +154,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                 code, message = grpc.StatusCode.INTERNAL, f"internal error: {error}"
             return empty(), code, message
         finally:
-            state.metrics.latency.labels(state.model_name, "grpc", route).observe(
-                time.perf_counter() - started)
-            state.metrics.requests.labels(state.model_name, "grpc", route,
-                                          str(_HTTP_EQUIVALENT.get(code, 500))).inc()
+            state.answered("grpc", route, _HTTP_EQUIVALENT.get(code, 500),
+                           time.perf_counter() - started)
             state.end()
 
     @staticmethod
