@@ -97,10 +97,10 @@ class Handler(BaseHTTPRequestHandler):
         state = self.server.state
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
         route = _route_name(path)
-        gauge = state.metrics.in_flight.labels(state.model_name)
+        inference = route == "infer"
         state.begin()
-        if route == "infer":
-            gauge.inc()
+        if inference:
+            state.metrics.inference_started()
         started = time.perf_counter()
         reply = Reply(HTTPStatus.INTERNAL_SERVER_ERROR, b"")
         try:
@@ -110,9 +110,6 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as error:
             log.exception("request failed")
             reply = Reply(HTTPStatus.INTERNAL_SERVER_ERROR, _error(f"internal error: {error}"))
-        finally:
-            if route == "infer":
-                gauge.dec()
         # Counted before the answer goes out: a client that reads /metrics right after its
         # answer must find its request counted.
         state.metrics.latency.labels(state.model_name, "http", route).observe(
@@ -122,6 +119,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self._send(reply)
         finally:
+            if inference:  # in progress until its answer is written
+                state.metrics.inference_finished()
             state.end()
 
     def _dispatch(self, method: str, path: str) -> Reply:

@@ -1,0 +1,189 @@
+"""Every PromQL the program emits, evaluated by a real Prometheus scraping real model servers.
+
+Three model servers run on 127.0.0.1 as three pods of the model `fraud-detector` in namespace
+`models`: two of the stable Deployment (version 1.4.2) and one of the candidate `challenger`
+(1.5.0). Prometheus scrapes them every second through the scrape job the Prometheus Operator
+makes of the model's PodMonitor. After a rest phase, one bounded load phase: 8 clients keep
+a request outstanding against the two stable pods (one request in ten malformed: a 400),
+2 clients against the candidate (one in five fails inside the model: a 500); the model takes
+50 ms per request. The clients record every request (start, end, pod, status), and each
+query is compared with what they sent over the same window.
+
+Windows: Flagger's `{{ interval }}` is set to the test's window (as Flagger sets it to the
+analysis interval); the KEDA triggers take their window as an argument (1 m in the cluster,
+10 s here, 10 samples at this scrape interval). Values are asserted, never durations.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from components.metrics import LATENCY_P99_MS, SUCCESS_RATE, request_query
+from components.provenance import Provenance, StackScope
+from components.scrape import pod_monitor_spec
+from tests.estimators import FAIL, PacedEstimator
+from tests.modelserver_support import call, free_port, save_model, server_env, trained_model
+from tests.prometheus import Pod, Prometheus, binary, now, pod_monitor_job, servers
+
+NAMESPACE = "models"
+MODEL = "fraud-detector"
+WINDOW = 10
+"""Seconds of every window queried."""
+LOAD_SECONDS = 13
+DELAY = 0.05
+STABLE_PODS = ("fraud-detector-6d5f7c9b8-x7k2p", "fraud-detector-6d5f7c9b8-q9w4z")
+CANDIDATE_POD = "fraud-detector-challenger-5b7d9f6c4-m3n8r"
+GOOD = [[0.5, -1.0, 0.2, 0.0]]
+FAILING = [[FAIL, -1.0, 0.2, 0.0]]
+
+
+def infer_body(rows: list[list[float]]) -> dict[str, Any]:
+    return {"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])],
+                        "datatype": "FP64", "data": rows}]}
+
+
+MALFORMED: dict[str, Any] = {"inputs": [{"name": "input-0", "shape": [1, 3],
+                                         "datatype": "FP64", "data": [[1.0, 2.0, 3.0]]}]}
+
+
+@dataclass(frozen=True)
+class Sent:
+    pod: str
+    start: float
+    end: float
+    status: int
+
+
+@dataclass
+class Observed:
+    prometheus: Prometheus
+    rest_at: float
+    """A moment whose whole window lies before any request."""
+    load_at: float
+    """A moment whose whole window lies inside the load phase."""
+    sent: list[Sent] = field(default_factory=list)
+
+    def in_window(self, pods: tuple[str, ...]) -> list[Sent]:
+        return [s for s in self.sent
+                if s.pod in pods and self.load_at - WINDOW < s.end <= self.load_at]
+
+    def outstanding(self, pods: tuple[str, ...]) -> float:
+        """Average requests outstanding (client side) over the window ending at `load_at`."""
+        low, high = self.load_at - WINDOW, self.load_at
+        return sum(max(0.0, min(s.end, high) - max(s.start, low))
+                   for s in self.sent if s.pod in pods) / WINDOW
+
+
+def provenance(version: str, candidate: str | None = None) -> Provenance:
+    scope = StackScope("modelfleet", "dev", "dev")
+    found = Provenance(MODEL, version, "risk", "c0ffee", "d1", scope)
+    return found.for_candidate(candidate, version) if candidate else found
+
+
+def client(url: str, pod: str, every: int, bad: dict[str, Any], stop: threading.Event,
+           sent: list[Sent], lock: threading.Lock) -> None:
+    """Keep one request outstanding until told to stop; every `every`-th one is `bad`."""
+    count = 0
+    while not stop.is_set():
+        count += 1
+        body = bad if count % every == 0 else infer_body(GOOD)
+        start = now()
+        status = call(f"{url}/v2/models/{MODEL}/infer", body).status
+        with lock:
+            sent.append(Sent(pod, start, now(), status))
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
+    binary("prometheus")
+    folder = tmp_path_factory.mktemp("prometheus")
+    model_uri = str(save_model(PacedEstimator(trained_model(), DELAY), folder / "model"))
+    stable, candidate = provenance("1.4.2"), provenance("1.5.0", "challenger")
+    pods = [Pod(name, NAMESPACE, stable.labels("server"), free_port()) for name in STABLE_PODS]
+    pods.append(Pod(CANDIDATE_POD, NAMESPACE, candidate.labels("server"), free_port()))
+    job = pod_monitor_job(MODEL, NAMESPACE, pod_monitor_spec(stable), pods)
+    with ExitStack() as stack:
+        servers(stack, [(server_env(model_uri, pod.port, MODEL_NAME=MODEL,
+                                    MODEL_VERSION=pod.labels["app.kubernetes.io/version"]),
+                         folder / f"{pod.name}.log") for pod in pods])
+        prometheus = Prometheus(folder / "server", [job]).start()
+        stack.callback(prometheus.stop)
+        prometheus.targets_up(len(pods))
+        time.sleep(WINDOW + 1.5)  # a whole window at rest
+        rest_at = now() - 0.5
+        stop, lock = threading.Event(), threading.Lock()
+        sent: list[Sent] = []
+        urls = {pod.name: f"http://127.0.0.1:{pod.port}" for pod in pods}
+        clients = [threading.Thread(target=client, args=(
+            urls[STABLE_PODS[i % 2]], STABLE_PODS[i % 2], 10, MALFORMED, stop, sent, lock))
+            for i in range(8)]
+        clients += [threading.Thread(target=client, args=(
+            urls[CANDIDATE_POD], CANDIDATE_POD, 5, infer_body(FAILING), stop, sent, lock))
+            for _ in range(2)]
+        for thread in clients:
+            thread.start()
+        time.sleep(LOAD_SECONDS)
+        load_at = now() - 1.0
+        stop.set()
+        for thread in clients:
+            thread.join()
+        time.sleep(2.5)  # the scrapes after `load_at`, which rate() may use
+        yield Observed(prometheus, rest_at, load_at, sent)
+
+
+def test_concurrency_reads_the_requests_outstanding_under_load_and_zero_at_rest(
+        observed: Observed) -> None:
+    query = request_query("concurrency", NAMESPACE, MODEL, window=f"{WINDOW}s")
+    outstanding = observed.outstanding(STABLE_PODS)
+    under_load = observed.prometheus.value(query, observed.load_at)
+    assert outstanding > 7.5, "the 8 clients kept their requests outstanding"
+    # KEDA divides by the 2 replicas: at least half of the 4 per pod, never more than sent.
+    assert 4.0 <= under_load <= outstanding + 0.2, (under_load, outstanding)
+    assert observed.prometheus.value(query, observed.rest_at) < 0.05
+
+
+def test_rps_reads_the_rate_sent(observed: Observed) -> None:
+    query = request_query("rps", NAMESPACE, MODEL, window=f"{WINDOW}s")
+    sent = len(observed.in_window(STABLE_PODS)) / WINDOW
+    assert sent > 50
+    assert observed.prometheus.value(query, observed.load_at) == pytest.approx(sent, rel=0.1)
+    # No inference yet: no series, which KEDA reads as 0 (`ignoreNullValues`, default true).
+    assert [v for _, v in observed.prometheus.query(query, observed.rest_at)] in ([], [0.0])
+
+
+def flagger(template: str, target: str) -> str:
+    """A MetricTemplate's query as Flagger renders it (its `{{ namespace }}`, `{{ target }}`
+    and `{{ interval }}` variables)."""
+    return (template.replace("{{ namespace }}", NAMESPACE).replace("{{ target }}", target)
+            .replace("{{ interval }}", f"{WINDOW}s"))
+
+
+def test_flagger_success_rate_counts_4xx_as_success_and_5xx_as_failure(
+        observed: Observed) -> None:
+    stable = observed.in_window(STABLE_PODS)
+    assert any(s.status == 400 for s in stable), "malformed requests were sent"
+    assert observed.prometheus.value(
+        flagger(SUCCESS_RATE, MODEL), observed.load_at) == pytest.approx(100.0)
+    candidate = observed.in_window((CANDIDATE_POD,))
+    succeeded = 100 * sum(s.status < 500 for s in candidate) / len(candidate)
+    assert 70 < succeeded < 90
+    reading = observed.prometheus.value(flagger(SUCCESS_RATE, f"{MODEL}-challenger"),
+                                        observed.load_at)
+    assert reading == pytest.approx(succeeded, abs=3.0)
+
+
+def test_flagger_p99_reads_the_latency_within_a_histogram_bucket(observed: Observed) -> None:
+    durations = sorted(s.end - s.start for s in observed.in_window(STABLE_PODS))
+    client_p99 = durations[int(0.99 * (len(durations) - 1))]
+    bounds = [b for b in (0.05, 0.1, 0.25, 0.5, 1.0, 2.5) if b >= client_p99]
+    reading = observed.prometheus.value(flagger(LATENCY_P99_MS, MODEL), observed.load_at)
+    # The server's own time is at least the model's 50 ms and at most the client's; the
+    # histogram places the p99 inside the bucket that holds it.
+    assert 1000 * DELAY <= reading <= 1000 * bounds[0], (reading, client_p99)
