@@ -13,6 +13,7 @@ from components.cluster import ClusterSettings
 from components.image import ImageBuild, ModelImage, ModelImageArgs
 from components.provenance import Provenance
 from components.registry import ModelRegistry
+from components.scrape import pod_monitor
 from components.serving import ModelService, ModelServiceArgs
 from components.traffic import ModelRoute, ModelRouteArgs
 from components.workload import RegistryAccess
@@ -97,6 +98,8 @@ class DeployedModel(pulumi.ComponentResource):
                 spec=args.spec, provenance=args.provenance, cluster=args.cluster,
                 image=image.reference, artifact_uri=artifact.uri, registry=access,
                 queue_name=args.queue_name), child)
+        if args.cluster.operator:
+            pod_monitor(name, args.provenance, args.cluster, child)
         self.image_reference = image.reference
         self.artifact_uri = artifact.uri
         self.metadata_key = artifact.metadata_key

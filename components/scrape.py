@@ -22,7 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.provenance import Provenance
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cluster import ClusterSettings
+from components.provenance import Provenance, custom_metadata
 
 MONITORING_API = "monitoring.coreos.com/v1"
 SCRAPE_INTERVAL = "15s"
@@ -61,3 +65,14 @@ def pod_monitor_spec(provenance: Provenance) -> dict[str, Any]:
         }],
     }
 
+
+
+def pod_monitor(name: str, provenance: Provenance, cluster: ClusterSettings,
+                opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    """The model's PodMonitor `<model>`, in its namespace, with the labels the Prometheus
+    Operator's `podMonitorSelector` matches (`modelfleet:monitoringLabels`)."""
+    metadata = custom_metadata(name, cluster.object_namespace, provenance, "monitoring")
+    metadata["labels"] = {**metadata["labels"], **cluster.monitoring_labels}
+    return k8s.apiextensions.CustomResource(
+        name, api_version=MONITORING_API, kind="PodMonitor", metadata=metadata,
+        spec=pod_monitor_spec(provenance), opts=opts)

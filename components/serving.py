@@ -24,6 +24,7 @@ from components.identity import (
     read_uri,
 )
 from components.metrics import request_query
+from components.network import serving_ingress
 from components.podspec import (
     ModelContainer,
     PodOptions,
@@ -199,7 +200,7 @@ def deployment_spec(args: ModelServiceArgs,
             args.provenance, COMPONENT, container, args.cluster,
             PodOptions(service_account=identity.service_account_name, settings=serving,
                        termination_grace_seconds=30,
-                       annotations=metrics_annotations(serving.port))))
+                       annotations=metrics_annotations(serving.port, args.cluster))))
 
 
 def autoscaler_spec(serving: Serving, deployment: pulumi.Input[str],
@@ -274,16 +275,11 @@ def request_scaler(name: str, args: ModelServiceArgs, deployment: pulumi.Input[s
 
 def ingress_policy(provenance: Provenance, cluster: ClusterSettings,
                    ports: list[int]) -> k8s.networking.v1.NetworkPolicySpecArgs:
-    """Ingress only on the model's ports (HTTP, gRPC), only from the listed namespaces."""
+    """Ingress to every pod of the model only from the namespaces `components.network`
+    admits, each only on the ports it needs (`ports`: HTTP, then gRPC)."""
+    http_port, grpc_port = ports
     return k8s.networking.v1.NetworkPolicySpecArgs(
         pod_selector=k8s.meta.v1.LabelSelectorArgs(
             match_labels=provenance.model_selector(COMPONENT)),
         policy_types=["Ingress"],
-        ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-            from_=[k8s.networking.v1.NetworkPolicyPeerArgs(
-                namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_expressions=[
-                    k8s.meta.v1.LabelSelectorRequirementArgs(
-                        key="kubernetes.io/metadata.name", operator="In",
-                        values=cluster.callers())]))],
-            ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP")
-                   for port in ports])])
+        ingress=serving_ingress(cluster, http_port, grpc_port))

@@ -14,6 +14,7 @@ exported of each model (`manifest.deployed`, `manifest.builds`):
 | `strategy-switch` | danger | a model moves to Flagger or back: Services and route change hands |
 | `image-tag-exists` | danger | an image is built again for a version built before (promotion) |
 | `iam-widened` | warning | an IAM policy allows an action or resource it did not (or denies less) |
+| `network-widened` | warning | a NetworkPolicy admits a namespace (or a port of it) it did not |
 | `production` | info | a production stack (`modelfleet:requireApproved`) changes |
 | `single-replica` | warning | in production, a changed model runs with a minimum of one replica |
 """
@@ -26,7 +27,9 @@ from typing import Any
 from modelfleet.diff.report import plural
 from modelfleet.release.updates import REBUILT_TAG, artifact_changes, slot_version
 from planner.describe import artifact_files, image_candidate, scaling, short_type
+from planner.network import NETWORK_POLICY, widened
 from planner.plan import Plan
+from planner.render import plain
 from planner.review import ModelView, document_changes, production
 from planner.rollout import DEPLOYMENT, Rollout, canary_targeting, rollout_of, scalers_of
 from planner.summary import DOCKER_IMAGE
@@ -78,6 +81,7 @@ def assess(plan: Plan, views: list[ModelView]) -> list[Risk]:
         risks += _strategy_switch(view, model)
         risks += _rebuilt_tags(view, model)
         risks += _widened(view, model)
+        risks += _network_widened(view, model)
         if live and model and view.changes and view.new is not None:
             risks += _single_replica(view, model)
     touched = [v.name for v in views if v.changes and not v.stack_wide]
@@ -332,6 +336,23 @@ def _widened(view: ModelView, model: str | None) -> list[Risk]:
             "before: " + "; ".join(granted) + instead), {
                 "resource": {"type": change.type, "name": change.name, "input": changed.input},
                 "granted": granted, "before": changed.before, "after": changed.after}))
+    return risks
+
+
+def _network_widened(view: ModelView, model: str | None) -> list[Risk]:
+    """An updated NetworkPolicy that lets a namespace in where it could not connect before."""
+    risks = []
+    for change in view.changes:
+        if change.type != NETWORK_POLICY or change.op not in ("update", "replace"):
+            continue
+        before, after = view.before(change.type, change.name), view.after(change.type, change.name)
+        if before is None or after is None:
+            continue
+        added = widened(plain(before.inputs), plain(after.inputs))
+        if added:
+            risks.append(Risk("warning", model, "network-widened", (
+                f"NetworkPolicy {change.name} admits more than before: {'; '.join(added)}"),
+                {"resource": {"type": change.type, "name": change.name}, "admitted": added}))
     return risks
 
 

@@ -57,7 +57,8 @@ def test_concurrency_and_rps_scale_through_keda_on_the_servers_own_metrics(
     simulation = run(repo, manifest(
         model("chat", "scaleMetric: concurrency\nscaleTarget: 4\nreplicas: {min: 1, max: 8}"),
         model("rank", "scaleMetric: rps\nscaleTarget: 50"),
-        model("fraud", "targetCPUUtilization: 60")), prometheusAddress=PROMETHEUS)
+        model("fraud", "targetCPUUtilization: 60")), prometheusAddress=PROMETHEUS,
+        prometheus="annotations")
     chat = simulation.find(SCALED_OBJECT, "chat").inputs["spec"]
     assert chat["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                       "name": "chat"}

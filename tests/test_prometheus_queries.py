@@ -187,3 +187,16 @@ def test_flagger_p99_reads_the_latency_within_a_histogram_bucket(observed: Obser
     # The server's own time is at least the model's 50 ms and at most the client's; the
     # histogram places the p99 inside the bucket that holds it.
     assert 1000 * DELAY <= reading <= 1000 * bounds[0], (reading, client_p99)
+
+
+def test_the_pod_monitor_labels_series_with_namespace_pod_model_and_version(
+        observed: Observed) -> None:
+    series = observed.prometheus.query(
+        'modelserver_requests_total{route="infer",code="200"}', observed.load_at)
+    labels = {(s["namespace"], s["pod"], s["model"], s["version"], s["component"])
+              for s, _ in series}
+    assert labels == {
+        (NAMESPACE, STABLE_PODS[0], MODEL, "1.4.2", "server"),
+        (NAMESPACE, STABLE_PODS[1], MODEL, "1.4.2", "server"),
+        (NAMESPACE, CANDIDATE_POD, MODEL, "1.5.0", "server")}
+    assert not any(key.startswith("exported_") for s, _ in series for key in s)

@@ -21,8 +21,10 @@ CONFIG_KEYS = ("environment", "namespace", "manifest", "manifestRef", "team", "r
                "oidcProviderArn", "oidcProviderUrl", "kubeconfig", "kmsKeyArn",
                "noncurrentVersionDays", "imagePlatform", "untaggedImageDays", "createNamespace",
                "allowedNamespaces", "gpuNodeSelector", "gpuTolerationKey", "keda",
-               "kedaServiceAccount", "prometheusAddress", "gateway", "flagger")
+               "kedaServiceAccount", "prometheusAddress", "gateway", "flagger", "prometheus",
+               "prometheusNamespace", "monitoringLabels")
 _IRSA = "pods get their AWS permissions through IRSA, from the cluster's OIDC provider"
+PROMETHEUS_MODES = ("operator", "annotations")
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
@@ -64,6 +66,16 @@ class StackSettings:
     """`namespace/name` of the Gateway (Gateway API) every online model gets a route on."""
     flagger: bool = False
     """Flagger (1.44+, Gateway API provider) runs progressive rollouts in the cluster."""
+    prometheus: str = "operator"
+    """How Prometheus finds the models' pods: `operator` (a PodMonitor per model, alert rules
+    as a PrometheusRule; the Prometheus Operator ignores pod annotations) or `annotations`
+    (the `prometheus.io/*` pod annotations of Prometheus' example `kubernetes-pods` job)."""
+    prometheus_namespace: str = "monitoring"
+    """Namespace of the Prometheus that scrapes the models: admitted to their metrics port."""
+    monitoring_labels: tuple[tuple[str, str], ...] = (("release", "kube-prometheus-stack"),)
+    """Labels on the PodMonitors, the PrometheusRule and the dashboard, which the Prometheus
+    Operator's `podMonitorSelector` / `ruleSelector` match (kube-prometheus-stack selects
+    `release: <its Helm release>` unless told otherwise)."""
     config_file: str = field(default="", compare=False)
     """The stack file the settings were read from, for messages."""
 
@@ -98,6 +110,9 @@ class StackSettings:
             prometheus_address=reader.url("prometheusAddress"),
             gateway=reader.reference("gateway"),
             flagger=reader.boolean("flagger"),
+            prometheus=reader.choice("prometheus", PROMETHEUS_MODES),
+            prometheus_namespace=reader.label("prometheusNamespace") or "monitoring",
+            monitoring_labels=reader.pairs("monitoringLabels", "release=kube-prometheus-stack"),
             config_file=file,
         )
         if reader.problems:
@@ -137,6 +152,16 @@ class _Reader:
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
             self._problem(key, f"'{value}' is not an http(s) URL, e.g. "
                           "http://prometheus-operated.monitoring.svc:9090")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        """One of `choices`; the first when not given."""
+        value = self.text(key)
+        if value is None:
+            return choices[0]
+        if value not in choices:
+            self._problem(key, f"'{value}' is not one of {', '.join(choices)}")
+            return choices[0]
         return value
 
     def label(self, key: str, required: bool = False) -> str | None:

@@ -1,0 +1,126 @@
+"""Scraping the way the cluster does it, and network policies that let the system work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli.main import main
+from planner.simulate import Simulation
+from tests.deploy import deploy
+from tests.gitrepo import GitRepo
+from tests.shipped import copy_project, inside
+
+IMAGE = "registry.example/models/m@sha256:" + "c" * 64
+POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+MANIFEST = f"""\
+apiVersion: modelfleet/v1
+models:
+  - name: fraud
+    team: risk
+    version: 1.4.2
+    artifact: {{uri: "s3://training-output/fraud/model.joblib"}}
+    image: {{ref: "{IMAGE}"}}
+    serving:
+      candidates:
+        - {{name: challenger, version: 1.5.0, weight: 10,
+           artifact: {{uri: "s3://training-output/fraud/1.5.0/model.joblib"}}}}
+    batch: {{maxWorkers: 4}}
+"""
+
+
+def run(repo: GitRepo, **config: str) -> Simulation:
+    path = repo.write("models.yaml", MANIFEST)
+    settings = {"gateway": "gateway-system/models", **config}
+    return deploy(path, config={f"modelfleet:{k}": v for k, v in settings.items()})
+
+
+def admitted(policy: dict[str, Any]) -> list[tuple[list[str], list[int]]]:
+    """(namespaces, ports) of each ingress rule."""
+    return [(rule["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"],
+             [port["port"] for port in rule["ports"]]) for rule in policy.get("ingress", [])]
+
+
+def test_a_pod_monitor_selects_every_pod_of_the_model_with_the_labels_queries_use(
+        repo: GitRepo) -> None:
+    simulation = run(repo)
+    (monitor,) = simulation.of_type(POD_MONITOR)
+    assert monitor.name == "fraud"
+    metadata, spec = monitor.inputs["metadata"], monitor.inputs["spec"]
+    assert metadata["namespace"] == "models"
+    assert metadata["labels"]["release"] == "kube-prometheus-stack"
+    assert spec["selector"] == {
+        "matchLabels": {"app.kubernetes.io/instance": "fraud"},
+        "matchExpressions": [{"key": "app.kubernetes.io/component", "operator": "In",
+                              "values": ["server", "worker", "run"]}]}
+    # Every Deployment of the model (stable, candidate, workers) has pods it selects.
+    for deployment in simulation.of_type(DEPLOYMENT):
+        labels = deployment.inputs["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == "fraud"
+        assert labels["app.kubernetes.io/component"] in ("server", "worker")
+        assert "annotations" not in deployment.inputs["spec"]["template"]["metadata"], \
+            "no prometheus.io annotations beside a PodMonitor: pods would be scraped twice"
+    (endpoint,) = spec["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["path"], endpoint["interval"]) == \
+        ("http", "/metrics", "15s")
+    targets = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
+    assert targets == {
+        "model": ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"],
+        "version": ["__meta_kubernetes_pod_label_app_kubernetes_io_version"],
+        "component": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]}
+
+
+def test_annotations_mode_keeps_the_pod_annotations_and_declares_no_pod_monitor(
+        repo: GitRepo) -> None:
+    simulation = run(repo, prometheus="annotations")
+    assert simulation.of_type(POD_MONITOR) == []
+    for deployment in simulation.of_type(DEPLOYMENT):
+        annotations = deployment.inputs["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+
+
+def test_an_unknown_prometheus_mode_is_refused_with_the_key_named(repo: GitRepo) -> None:
+    from planner.simulate import ProgramFailed
+
+    with pytest.raises(ProgramFailed) as failed:
+        run(repo, prometheus="servicemonitor")
+    assert failed.value.simulation.registrations == []
+    (error,) = failed.value.simulation.messages("error")
+    assert "modelfleet:prometheus" in error
+    assert "'servicemonitor' is not one of operator, annotations" in error
+
+
+def test_the_gateway_reaches_the_serving_port_and_prometheus_the_metrics_port_only(
+        repo: GitRepo) -> None:
+    simulation = run(repo, prometheusNamespace="observability")
+    server = simulation.find(POLICY, "fraud").inputs["spec"]
+    assert admitted(server) == [(["models"], [8080, 8081]), (["gateway-system"], [8080]),
+                                (["observability"], [8080])]
+    workers = simulation.find(POLICY, "fraud-worker").inputs["spec"]
+    assert admitted(workers) == [(["observability"], [8080])]
+    assert workers["policyTypes"] == ["Ingress"]
+
+
+def test_the_plan_warns_when_a_network_policy_admits_a_new_namespace(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = copy_project(tmp_path / "project")
+    stack = project.root / "stacks/Pulumi.dev.yaml"
+    stack.write_text(stack.read_text() + "  modelfleet:prometheusNamespace: observability\n")
+    project.commit("dev: Prometheus runs in observability")
+    with inside(project.root):
+        code = main(["plan", "--stack", "dev", "--base", "HEAD~1", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    widened = [r for r in json.loads(out)["risks"] if r["kind"] == "network-widened"]
+    assert widened, "every model's policy now admits observability"
+    assert all(r["level"] == "warning" for r in widened)
+    for risk in widened:  # the HTTP port (metrics) only: 8080, or a model's own port
+        (admitted,) = risk["admitted"]
+        assert admitted.startswith("namespace observability (port "), admitted
+        assert "," not in admitted, "one port, never the gRPC one"
+    assert any(r["resource"]["name"].endswith("-worker") for r in widened), "workers too"
