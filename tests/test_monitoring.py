@@ -124,3 +124,25 @@ def test_the_plan_warns_when_a_network_policy_admits_a_new_namespace(
         assert admitted.startswith("namespace observability (port "), admitted
         assert "," not in admitted, "one port, never the gRPC one"
     assert any(r["resource"]["name"].endswith("-worker") for r in widened), "workers too"
+
+
+RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+
+
+def test_one_prometheus_rule_carries_each_models_alerts_at_its_own_thresholds(
+        repo: GitRepo) -> None:
+    simulation = run(repo)
+    (rule,) = simulation.of_type(RULE)
+    assert rule.inputs["metadata"]["namespace"] == "models"
+    assert rule.inputs["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (group,) = rule.inputs["spec"]["groups"]
+    alerts = {r["alert"]: r for r in group["rules"] if "alert" in r}
+    assert set(alerts) == {"ModelErrorBudgetBurn", "ModelLatencyBudgetBurn",
+                           "ModelQueueMessagesOld", "ModelDeadLetterMessages",
+                           "ModelAutoscalerAtMaximum"}
+    assert "(14.4 * 0.01)" in alerts["ModelErrorBudgetBurn"]["expr"], "the default 1% budget"
+    assert 'le="0.5"' in next(r["expr"] for r in group["rules"]
+                              if r.get("record", "").endswith("slow:ratio_rate5m"))
+    assert '"modelfleet-dev-fraud-dlq"' in alerts["ModelDeadLetterMessages"]["expr"]
+    assert "fraud-challenger" in alerts["ModelAutoscalerAtMaximum"]["expr"]
+    assert run(repo, prometheus="annotations").of_type(RULE) == []

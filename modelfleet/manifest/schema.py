@@ -368,6 +368,45 @@ def traffic_split(candidates: Sequence[Candidate]) -> dict[str, int]:
     return {"": 100 - sum(weighted.values()), **weighted}
 
 
+LATENCY_OBJECTIVES_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+"""The model server's latency histogram bounds (`images/modelserver/metrics.py`), in whole
+milliseconds: a latency objective is counted as "answered within its bucket", so it must be
+one of them."""
+
+
+def _latency_objective(value: int) -> str | None:
+    if value not in LATENCY_OBJECTIVES_MS:
+        return (f"{value} is not a bound of the model server's latency histogram; use one of "
+                f"{', '.join(map(str, LATENCY_OBJECTIVES_MS))}")
+    return None
+
+
+LatencyObjective = Annotated[int, _checked(_latency_objective), WithJsonSchema({
+    "type": "integer", "enum": list(LATENCY_OBJECTIVES_MS),
+    "description": "milliseconds; a bound of the model server's latency histogram"})]
+
+
+class Slo(Strict):
+    """The online model's service-level objectives, over 30 days; its alerts page when the
+    error budget burns fast (the Google SRE workbook's multi-window, multi-burn-rate alerts)."""
+
+    error_ratio_percent: float = Field(1.0, gt=0, lt=100, alias="errorRatioPercent")
+    """Most inference requests answered with a server error (5xx), in percent; 4xx are the
+    clients' mistakes and do not count."""
+    p99_latency_ms: LatencyObjective = Field(500, alias="p99LatencyMs")
+    """99% of inference requests are answered within this many milliseconds."""
+
+
+class QueueSlo(Strict):
+    """When a batch model's queue needs a person."""
+
+    oldest_message_seconds: int = Field(3600, ge=60, alias="oldestMessageSeconds")
+    """Alert when the oldest waiting message is older than this (CloudWatch
+    ApproximateAgeOfOldestMessage)."""
+    dead_letter_messages: int = Field(0, ge=0, alias="deadLetterMessages")
+    """Alert when the dead-letter queue holds more messages than this."""
+
+
 class Serving(PodSettings):
     port: int = Field(8080, ge=1024, le=65535)
     """Port the model server listens on; 1024 or above, since pods run as non-root."""
@@ -384,6 +423,8 @@ class Serving(PodSettings):
     """Port of the Open Inference Protocol's gRPC endpoint; probes stay on HTTP."""
     candidates: list[Candidate] = []
     """Versions beside the stable one, with a traffic weight or a mirror share each."""
+    slo: Slo = Slo()
+    """Objectives its alerts (a PrometheusRule) and dashboard are held to."""
 
 
 class BatchRun(Strict):
@@ -415,6 +456,8 @@ class Batch(PodSettings):
     """Seconds of an empty queue before the workers scale to minWorkers."""
     runs: list[BatchRun] = []
     """Partitioned runs; adding one starts it, the others are left alone."""
+    slo: QueueSlo = QueueSlo()
+    """Queue thresholds its alerts fire at."""
 
 
 class ArtifactFile(Strict):

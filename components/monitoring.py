@@ -1,0 +1,48 @@
+"""What the stack shows and tells about its models: alert rules and a dashboard.
+
+A `PrometheusRule` (`monitoring.coreos.com/v1`, Prometheus Operator) with one rule group per
+model (`components/alerts.py`), declared with `modelfleet:prometheus: operator` (without the
+Operator nothing reads it), labelled with `modelfleet:monitoringLabels` for its `ruleSelector`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.alerts import AlertedModel, rule_groups
+from components.cluster import ClusterSettings
+from components.provenance import MANAGED_BY, StackScope
+from components.scrape import MONITORING_API
+
+
+@dataclass(frozen=True)
+class FleetMonitoringArgs:
+    scope: StackScope
+    cluster: ClusterSettings
+    models: tuple[AlertedModel, ...]
+
+
+class FleetMonitoring(pulumi.ComponentResource):
+    """The stack's PrometheusRule `<project>-<stack>`."""
+
+    def __init__(self, name: str, args: FleetMonitoringArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelfleet:monitoring:FleetMonitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        if args.cluster.operator and args.models:
+            k8s.apiextensions.CustomResource(
+                f"{name}-rules", api_version=MONITORING_API, kind="PrometheusRule",
+                metadata=metadata(f"{args.scope.project}-{args.scope.stack}", args),
+                spec={"groups": rule_groups(args.models)}, opts=child)
+        self.register_outputs({})
+
+
+def metadata(name: str, args: FleetMonitoringArgs) -> k8s.meta.v1.ObjectMetaArgs:
+    return k8s.meta.v1.ObjectMetaArgs(
+        name=name, namespace=args.cluster.object_namespace,
+        labels={"app.kubernetes.io/part-of": MANAGED_BY, "app.kubernetes.io/managed-by": "pulumi",
+                "modelfleet.dev/environment": args.scope.environment,
+                **args.cluster.monitoring_labels})
