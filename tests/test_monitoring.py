@@ -146,3 +146,39 @@ def test_one_prometheus_rule_carries_each_models_alerts_at_its_own_thresholds(
     assert '"modelfleet-dev-fraud-dlq"' in alerts["ModelDeadLetterMessages"]["expr"]
     assert "fraud-challenger" in alerts["ModelAutoscalerAtMaximum"]["expr"]
     assert run(repo, prometheus="annotations").of_type(RULE) == []
+
+
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+
+
+def test_the_dashboard_is_a_sidecar_config_map_of_valid_grafana_json(repo: GitRepo) -> None:
+    simulation = run(repo)
+    (config_map,) = [c for c in simulation.of_type(CONFIG_MAP)
+                     if c.inputs["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    assert config_map.inputs["metadata"]["namespace"] == "models"
+    ((key, text),) = config_map.inputs["data"].items()
+    assert key.endswith(".json")
+    board = json.loads(text)
+    assert board["schemaVersion"] == 39
+    assert 0 < len(board["uid"]) <= 40
+    assert [v["type"] for v in board["templating"]["list"]] == ["datasource"]
+    panels = board["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    cells: set[tuple[int, int]] = set()
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24
+        taken = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
+                 for y in range(grid["y"], grid["y"] + grid["h"])}
+        assert not taken & cells, f"{panel['title']} overlaps another panel"
+        cells |= taken
+    rows = [p["title"] for p in panels if p["type"] == "row"]
+    assert rows == ["fraud"]
+    titles = [p["title"] for p in panels if p["type"] == "timeseries"]
+    assert titles == ["fraud: Requests per second", "fraud: Error ratio (5xx)",
+                      "fraud: Latency p50 and p99", "fraud: Requests in progress",
+                      "fraud: Replicas", "fraud: Queue depth", "fraud: Rows predicted per second",
+                      "fraud: Workers"]
+    for panel in panels[1:]:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert all(t["expr"] and t["refId"] for t in panel["targets"])

@@ -25,12 +25,15 @@ from typing import Any
 
 import pytest
 
+from components.alerts import AlertedModel, rule_groups
+from components.dashboard import model_panels
 from components.metrics import LATENCY_P99_MS, SUCCESS_RATE, request_query
 from components.provenance import Provenance, StackScope
 from components.scrape import pod_monitor_spec
+from modelfleet.manifest.schema import ModelSpec
 from tests.estimators import FAIL, PacedEstimator
 from tests.modelserver_support import call, free_port, save_model, server_env, trained_model
-from tests.prometheus import Pod, Prometheus, binary, now, pod_monitor_job, servers
+from tests.prometheus import Pod, Prometheus, binary, exposition, now, pod_monitor_job, servers
 
 NAMESPACE = "models"
 MODEL = "fraud-detector"
@@ -49,6 +52,27 @@ def infer_body(rows: list[list[float]]) -> dict[str, Any]:
                         "datatype": "FP64", "data": rows}]}
 
 
+QUEUE = "modelfleet-dev-fraud-detector"
+ALERTED = AlertedModel(ModelSpec.model_validate({
+    "name": MODEL, "team": "risk", "version": "1.4.2", "stage": "approved",
+    "artifact": {"uri": "s3://training-output/fraud/model.joblib"},
+    "image": {"ref": "registry.example/m@sha256:" + "c" * 64},
+    # every request takes the model 50 ms: all are slower than a 50 ms objective
+    "serving": {"slo": {"errorRatioPercent": 1.0, "p99LatencyMs": 50}},
+    "batch": {"slo": {"oldestMessageSeconds": 1800, "deadLetterMessages": 0}}}),
+    NAMESPACE, QUEUE)
+HPA = f'namespace="{NAMESPACE}",horizontalpodautoscaler="keda-hpa-{MODEL}'
+SQS = f'dimension_QueueName="{QUEUE}'
+EXPORTED = "".join(f"{line}\n" for line in (
+    f'kube_horizontalpodautoscaler_status_current_replicas{{{HPA}"}} 10',
+    f'kube_horizontalpodautoscaler_spec_max_replicas{{{HPA}"}} 10',
+    f'kube_horizontalpodautoscaler_status_current_replicas{{{HPA}-worker"}} 3',
+    f'kube_horizontalpodautoscaler_spec_max_replicas{{{HPA}-worker"}} 10',
+    f'aws_sqs_approximate_age_of_oldest_message_maximum{{{SQS}",region="eu-west-1"}} 4000',
+    f'aws_sqs_approximate_number_of_messages_visible_maximum{{{SQS}",region="eu-west-1"}} 40',
+    f'aws_sqs_approximate_number_of_messages_visible_maximum{{{SQS}-dlq"}} 2'))
+"""What kube-state-metrics and YACE would expose (neither runs here): the label matching of
+the queries that read them is what this proves."""
 MALFORMED: dict[str, Any] = {"inputs": [{"name": "input-0", "shape": [1, 3],
                                          "datatype": "FP64", "data": [[1.0, 2.0, 3.0]]}]}
 
@@ -110,12 +134,16 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     pods.append(Pod(CANDIDATE_POD, NAMESPACE, candidate.labels("server"), free_port()))
     job = pod_monitor_job(MODEL, NAMESPACE, pod_monitor_spec(stable), pods)
     with ExitStack() as stack:
+        exporter = stack.enter_context(exposition(EXPORTED))
+        others = {"job_name": "exporters", "honor_labels": True,
+                  "static_configs": [{"targets": [f"127.0.0.1:{exporter}"]}]}
         servers(stack, [(server_env(model_uri, pod.port, MODEL_NAME=MODEL,
                                     MODEL_VERSION=pod.labels["app.kubernetes.io/version"]),
                          folder / f"{pod.name}.log") for pod in pods])
-        prometheus = Prometheus(folder / "server", [job]).start()
+        prometheus = Prometheus(folder / "server", [job, others],
+                                rule_groups([ALERTED])).start()
         stack.callback(prometheus.stop)
-        prometheus.targets_up(len(pods))
+        prometheus.targets_up(len(pods) + 1)
         time.sleep(WINDOW + 1.5)  # a whole window at rest
         rest_at = now() - 0.5
         stop, lock = threading.Event(), threading.Lock()
@@ -200,3 +228,73 @@ def test_the_pod_monitor_labels_series_with_namespace_pod_model_and_version(
         (NAMESPACE, STABLE_PODS[1], MODEL, "1.4.2", "server"),
         (NAMESPACE, CANDIDATE_POD, MODEL, "1.5.0", "server")}
     assert not any(key.startswith("exported_") for s, _ in series for key in s)
+
+
+def alert(name: str) -> str:
+    (expr,) = [r["expr"] for g in rule_groups([ALERTED]) for r in g["rules"]
+               if r.get("alert") == name]
+    return str(expr)
+
+
+def by_version(found: list[tuple[dict[str, str], float]]) -> dict[str, float]:
+    return {labels.get("version", ""): value for labels, value in found}
+
+
+def test_the_alert_rules_record_what_was_sent_and_fire_for_the_version_that_burns(
+        observed: Observed) -> None:
+    prometheus, at = observed.prometheus, observed.load_at
+    candidate = [s for s in observed.sent if s.pod == CANDIDATE_POD and s.end <= at]
+    failed = sum(s.status >= 500 for s in candidate) / len(candidate)
+    errors = by_version(prometheus.query(
+        "model_version:modelserver_request_errors:ratio_rate5m", at))
+    assert errors == {"1.5.0": pytest.approx(failed, abs=0.03)}, "1.4.2 has no 5xx: no ratio"
+    burning = prometheus.query(alert("ModelErrorBudgetBurn"), at)
+    assert [labels["version"] for labels, _ in burning] == ["1.5.0"]
+    # Every request the model answers takes over 50 ms (errors too); malformed ones (400)
+    # never reach it and are fast.
+    stable = [s for s in observed.sent if s.pod in STABLE_PODS and s.end <= at]
+    slow = by_version(prometheus.query("model_version:modelserver_request_slow:ratio_rate1h", at))
+    assert slow == {
+        "1.4.2": pytest.approx(sum(s.status != 400 for s in stable) / len(stable), abs=0.02),
+        "1.5.0": pytest.approx(1.0, abs=0.02)}
+    assert sorted(labels["version"] for labels, _ in
+                  prometheus.query(alert("ModelLatencyBudgetBurn"), at)) == ["1.4.2", "1.5.0"]
+
+
+def test_the_queue_and_autoscaler_alerts_match_the_exporters_series(observed: Observed) -> None:
+    prometheus, at = observed.prometheus, observed.load_at
+    pinned = prometheus.query(alert("ModelAutoscalerAtMaximum"), at)
+    assert [labels["horizontalpodautoscaler"] for labels, _ in pinned] == [f"keda-hpa-{MODEL}"]
+    assert prometheus.value(alert("ModelQueueMessagesOld"), at) == 4000
+    assert prometheus.value(alert("ModelDeadLetterMessages"), at) == 2
+
+
+def panel(title: str) -> list[str]:
+    _unit, queries = model_panels(ALERTED)[title]
+    return [q.expr.replace("$__rate_interval", f"{WINDOW}s") for q in queries]
+
+
+def test_the_dashboard_panels_read_what_was_sent_per_version(observed: Observed) -> None:
+    prometheus, at = observed.prometheus, observed.load_at
+    (rps,) = panel("Requests per second")
+    sent = {"1.4.2": len(observed.in_window(STABLE_PODS)) / WINDOW,
+            "1.5.0": len(observed.in_window((CANDIDATE_POD,))) / WINDOW}
+    assert by_version(prometheus.query(rps, at)) == {
+        version: pytest.approx(rate, rel=0.1) for version, rate in sent.items()}
+    (ratio,) = panel("Error ratio (5xx)")
+    candidate = observed.in_window((CANDIDATE_POD,))
+    assert by_version(prometheus.query(ratio, at)) == {
+        "1.5.0": pytest.approx(sum(s.status >= 500 for s in candidate) / len(candidate),
+                               abs=0.03)}
+    p50, p99 = panel("Latency p50 and p99")
+    for query in (p50, p99):
+        for version, seconds in by_version(prometheus.query(query, at)).items():
+            assert DELAY <= seconds <= 0.25, (version, query, seconds)
+    (progress,) = panel("Requests in progress")
+    in_progress = by_version(prometheus.query(progress, at))
+    assert 4.0 <= in_progress["1.4.2"] <= observed.outstanding(STABLE_PODS) + 0.2
+    assert 1.0 <= in_progress["1.5.0"] <= observed.outstanding((CANDIDATE_POD,)) + 0.2
+    (replicas,) = panel("Replicas")
+    assert by_version(prometheus.query(replicas, at)) == {"1.4.2": 2, "1.5.0": 1}
+    waiting, dead = panel("Queue depth")
+    assert (prometheus.value(waiting, at), prometheus.value(dead, at)) == (40, 2)
