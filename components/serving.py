@@ -86,7 +86,8 @@ class ModelService(pulumi.ComponentResource):
             k8s.networking.v1.NetworkPolicy(
                 name, metadata=object_meta(name, args),
                 spec=ingress_policy(args.provenance, args.cluster,
-                                    [serving.port, serving.grpc_port]), opts=child)
+                                    [serving.port, serving.grpc_port],
+                                    load_tester_namespace(serving)), opts=child)
         if progressive:
             ProgressiveRollout(name, ProgressiveRolloutArgs(
                 provenance=args.provenance, cluster=args.cluster, serving=serving,
@@ -97,6 +98,14 @@ class ModelService(pulumi.ComponentResource):
         self.endpoint = pulumi.Output.from_input(
             f"http://{args.cluster.service_host(name)}:{serving.port}")
         self.register_outputs({"endpoint": self.endpoint})
+
+
+def load_tester_namespace(serving: Serving) -> str | None:
+    """The namespace of Flagger's load tester, when a progressive rollout declares one."""
+    test = serving.rollout.load_test
+    if serving.rollout.strategy != "progressive" or test is None:
+        return None
+    return test.load_tester_namespace
 
 
 def disruption_budget_spec(provenance: Provenance, progressive: bool,
@@ -273,8 +282,8 @@ def request_scaler(name: str, args: ModelServiceArgs, deployment: pulumi.Input[s
         opts=opts)
 
 
-def ingress_policy(provenance: Provenance, cluster: ClusterSettings,
-                   ports: list[int]) -> k8s.networking.v1.NetworkPolicySpecArgs:
+def ingress_policy(provenance: Provenance, cluster: ClusterSettings, ports: list[int],
+                   load_tester: str | None = None) -> k8s.networking.v1.NetworkPolicySpecArgs:
     """Ingress to every pod of the model only from the namespaces `components.network`
     admits, each only on the ports it needs (`ports`: HTTP, then gRPC)."""
     http_port, grpc_port = ports
@@ -282,4 +291,4 @@ def ingress_policy(provenance: Provenance, cluster: ClusterSettings,
         pod_selector=k8s.meta.v1.LabelSelectorArgs(
             match_labels=provenance.model_selector(COMPONENT)),
         policy_types=["Ingress"],
-        ingress=serving_ingress(cluster, http_port, grpc_port))
+        ingress=serving_ingress(cluster, http_port, grpc_port, load_tester))

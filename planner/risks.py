@@ -15,6 +15,7 @@ exported of each model (`manifest.deployed`, `manifest.builds`):
 | `image-tag-exists` | danger | an image is built again for a version built before (promotion) |
 | `iam-widened` | warning | an IAM policy allows an action or resource it did not (or denies less) |
 | `network-widened` | warning | a NetworkPolicy admits a namespace (or a port of it) it did not |
+| `analysis-needs-traffic` | warning | Flagger analyses a new version with no load test declared |
 | `production` | info | a production stack (`modelfleet:requireApproved`) changes |
 | `single-replica` | warning | in production, a changed model runs with a minimum of one replica |
 """
@@ -167,7 +168,7 @@ def _progressive_rollout(rollout: Rollout, canary: dict[str, Any], model: str | 
     analysis (Flagger scales it from zero to one, its autoscaler to the minimum), then the
     primary rolls with the same strategy while it still takes the traffic of the last step
     (Flagger's promotion: copy the template, wait for the primary, then route all to it)."""
-    risks = []
+    risks = _analysis_traffic(canary, model)
     primary = f"{rollout.deployment}-primary"
     if rollout.gpus_per_pod:
         low, high = rollout.running_range
@@ -195,6 +196,20 @@ def _progressive_rollout(rollout: Rollout, canary: dict[str, Any], model: str | 
             f": its pods stop before their replacements are ready while it still answers "
             f"{kept}% of traffic")))
     return risks
+
+
+def _analysis_traffic(canary: dict[str, Any], model: str | None) -> list[Risk]:
+    """A Canary without a `rollout` webhook (`serving.rollout.loadTest`) is analysed on live
+    traffic only; with none, every check finds no values, which Flagger counts as a failure
+    (Flagger 1.44 docs, "Metrics": "no values found"), and it rolls the new version back."""
+    analysis = canary.get("analysis") or {}
+    if any(hook.get("type") == "rollout" for hook in analysis.get("webhooks") or []):
+        return []
+    return [Risk("warning", model, "analysis-needs-traffic", (
+        f"Flagger analyses the new version on live traffic only (no serving.rollout.loadTest): "
+        f"if requests stop during the analysis, each {analysis.get('interval')} check finds no "
+        f"values, counts as failed, and after {analysis.get('threshold')} failed checks the new "
+        "version is rolled back; declare a load test so the analysis cannot starve"))]
 
 
 def _rebuilt_tags(view: ModelView, model: str | None) -> list[Risk]:

@@ -182,3 +182,70 @@ def test_the_dashboard_is_a_sidecar_config_map_of_valid_grafana_json(repo: GitRe
     for panel in panels[1:]:
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         assert all(t["expr"] and t["refId"] for t in panel["targets"])
+
+
+LOAD_TEST = """\
+      rollout:
+        strategy: progressive
+        loadTest:
+          url: http://flagger-loadtester.test/
+          request: {inputs: [{name: input-0, shape: [1, 4], datatype: FP64,
+                              data: [[0.5, -1.0, 0.2, 0.0]]}]}
+          rps: 20
+          concurrency: 4
+"""
+
+
+def progressive(loaded: bool) -> str:
+    return (f"""\
+apiVersion: modelfleet/v1
+models:
+  - name: fraud
+    team: risk
+    version: 1.4.2
+    artifact: {{uri: "s3://training-output/fraud/model.joblib"}}
+    image: {{ref: "{IMAGE}"}}
+    serving:
+""" + (LOAD_TEST if loaded else "      rollout: {strategy: progressive}\n"))
+
+
+def test_a_load_test_is_flaggers_rollout_webhook_running_hey_against_the_canary(
+        repo: GitRepo) -> None:
+    path = repo.write("models.yaml", progressive(loaded=True))
+    simulation = deploy(path, config={
+        "modelfleet:gateway": "gateway-system/models", "modelfleet:flagger": "true",
+        "modelfleet:prometheusAddress": "http://prometheus-operated.monitoring.svc:9090"})
+    canary = simulation.find("kubernetes:flagger.app/v1beta1:Canary", "fraud").inputs["spec"]
+    (hook,) = canary["analysis"]["webhooks"]
+    assert (hook["name"], hook["type"], hook["url"]) == (
+        "load-test", "rollout", "http://flagger-loadtester.test/")
+    assert hook["metadata"]["type"] == "cmd"
+    assert hook["metadata"]["cmd"] == (
+        "hey -z 60s -q 5 -c 4 -m POST -T application/json -d "
+        """'{"inputs":[{"data":[[0.5,-1.0,0.2,0.0]],"datatype":"FP64","name":"input-0","""
+        """"shape":[1,4]}]}' http://fraud-canary.models:8080/v2/models/fraud/infer""")
+    policy = simulation.find(POLICY, "fraud").inputs["spec"]
+    assert (["test"], [8080]) in admitted(policy), "the load tester may reach the HTTP port"
+
+
+def test_a_progressive_bump_without_a_load_test_warns_that_the_analysis_needs_traffic(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = copy_project(tmp_path / "project")
+    stack = project.root / "stacks/Pulumi.dev.yaml"
+    stack.write_text(stack.read_text() + "  modelfleet:flagger: true\n")
+
+    def bump(loaded: bool) -> list[dict[str, Any]]:
+        (project.root / "models.yaml").write_text(progressive(loaded))
+        project.commit(f"fraud, progressive (load test: {loaded})")
+        models = project.root / "models.yaml"
+        models.write_text(models.read_text().replace("version: 1.4.2", "version: 1.5.0"))
+        with inside(project.root):
+            code = main(["plan", "--stack", "dev", "--base", "HEAD", "--format", "json"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return [r for r in json.loads(out)["risks"] if r["kind"] == "analysis-needs-traffic"]
+
+    (warning,) = bump(loaded=False)
+    assert (warning["level"], warning["model"]) == ("warning", "fraud")
+    assert "each 60s check finds no values" in warning["message"]
+    assert bump(loaded=True) == []

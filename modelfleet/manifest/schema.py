@@ -272,6 +272,37 @@ DEFAULT_SURGE = "25%"
 DEFAULT_UNAVAILABLE = 0
 
 
+LOAD_TESTER_URL = r"^https?://[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.svc(\.cluster\.local)?)?(:[0-9]+)?(/.*)?$"
+LoadTesterUrl = Annotated[str, _checked(_pattern_check(
+    LOAD_TESTER_URL, "is not the URL of a Service in the cluster, "
+    "http://<service>.<namespace>[.svc.cluster.local][:port]/ (e.g. "
+    "http://flagger-loadtester.test/)")), WithJsonSchema({
+        "type": "string", "pattern": LOAD_TESTER_URL,
+        "description": "the flagger-loadtester Service, http://<service>.<namespace>/"})]
+
+
+class LoadTest(Strict):
+    """Traffic that Flagger's load tester sends to the new version during each analysis
+    (a `rollout` webhook running `hey`), so that the analysis has values to check."""
+
+    url: LoadTesterUrl
+    """The flagger-loadtester Service, `http://<service>.<namespace>/`; its namespace is
+    admitted to the model's HTTP port."""
+    request: dict[str, Any]
+    """An Open Inference Protocol inference request the model accepts (its JSON body)."""
+    rps: int = Field(10, ge=1, le=1000)
+    """Requests per second it sends."""
+    concurrency: int = Field(2, ge=1, le=100)
+    """Connections it sends them over."""
+    duration_seconds: int | None = Field(None, ge=10, le=3600, alias="durationSeconds")
+    """How long each run lasts; default: the analysis interval (one run per analysis)."""
+
+    @property
+    def load_tester_namespace(self) -> str:
+        host = self.url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
+        return host.split(".")[1]
+
+
 class Rollout(Strict):
     """How a new version replaces the pods: a rolling update, or a Flagger canary analysis."""
 
@@ -289,6 +320,9 @@ class Rollout(Strict):
     """Progressive: lowest share of inference requests answered without a 5xx, in percent."""
     max_latency_p99_ms: int = Field(500, ge=1, le=600000, alias="maxLatencyP99Ms")
     """Progressive: highest p99 latency of inference requests, in milliseconds."""
+    load_test: LoadTest | None = Field(None, alias="loadTest")
+    """Progressive: traffic sent to the new version during the analysis. Without it the
+    analysis needs live traffic: with none, Flagger finds no values and rolls back."""
 
     max_surge: IntOrPercent | None = Field(None, alias="maxSurge")
     """Pods above the wanted count while rolling out (number or percent). Default: 25%, or 0
