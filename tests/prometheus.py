@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -193,7 +193,7 @@ def now() -> float:
     return time.time()
 
 
-def servers(stack: ExitStack, launches: list[tuple[Mapping[str, str], Path]]) -> None:
+def servers(stack: ExitStack, launches: Sequence[tuple[Mapping[str, str], Path]]) -> None:
     """`python -m modelserver` once per (environment, log file), started together and waited
     for together (loading a model takes seconds), each stopped by its PID when `stack` closes.
     Their logs go to files: a pipe nobody reads would fill and block the servers."""

@@ -249,3 +249,15 @@ def test_a_progressive_bump_without_a_load_test_warns_that_the_analysis_needs_tr
     assert (warning["level"], warning["model"]) == ("warning", "fraud")
     assert "each 60s check finds no values" in warning["message"]
     assert bump(loaded=True) == []
+
+
+def test_bad_monitoring_settings_are_refused_with_the_key_named(repo: GitRepo) -> None:
+    from planner.simulate import ProgramFailed
+
+    with pytest.raises(ProgramFailed) as failed:
+        run(repo, prometheusNamespace="Monitoring", monitoringLabels="release")
+    errors = failed.value.simulation.messages("error")
+    assert any("modelfleet:prometheusNamespace" in e and "'Monitoring' is not a DNS label" in e
+               for e in errors), errors
+    assert any("modelfleet:monitoringLabels" in e and "label=value" in e for e in errors), errors
+    assert failed.value.simulation.registrations == []

@@ -2,8 +2,9 @@
 
 Three model servers run on 127.0.0.1 as three pods of the model `fraud-detector` in namespace
 `models`: two of the stable Deployment (version 1.4.2) and one of the candidate `challenger`
-(1.5.0). Prometheus scrapes them every second through the scrape job the Prometheus Operator
-makes of the model's PodMonitor. After a rest phase, one bounded load phase: 8 clients keep
+(1.5.0); and one queue worker, fed two messages of 25 rows a second through SQS (moto).
+Prometheus scrapes them every second through the scrape job the Prometheus Operator makes of
+the model's PodMonitor. After a rest phase, one bounded load phase: 8 clients keep
 a request outstanding against the two stable pods (one request in ten malformed: a 400),
 2 clients against the candidate (one in five fails inside the model: a 500); the model takes
 50 ms per request. The clients record every request (start, end, pod, status), and each
@@ -16,14 +17,17 @@ analysis interval); the KEDA triggers take their window as an argument (1 m in t
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 
 from components.alerts import AlertedModel, rule_groups
 from components.dashboard import model_panels
@@ -35,6 +39,8 @@ from tests.estimators import FAIL, PacedEstimator
 from tests.modelserver_support import call, free_port, save_model, server_env, trained_model
 from tests.prometheus import Pod, Prometheus, binary, exposition, now, pod_monitor_job, servers
 
+pytestmark = pytest.mark.xdist_group("prometheus")
+"""One worker starts the servers and Prometheus once for the whole module."""
 NAMESPACE = "models"
 MODEL = "fraud-detector"
 WINDOW = 10
@@ -42,6 +48,9 @@ WINDOW = 10
 LOAD_SECONDS = 13
 DELAY = 0.05
 STABLE_PODS = ("fraud-detector-6d5f7c9b8-x7k2p", "fraud-detector-6d5f7c9b8-q9w4z")
+WORKER_POD = "fraud-detector-worker-7c9d8b6f5-k2x4q"
+ROWS_PER_MESSAGE = 25
+MESSAGES_PER_SECOND = 2
 CANDIDATE_POD = "fraud-detector-challenger-5b7d9f6c4-m3n8r"
 GOOD = [[0.5, -1.0, 0.2, 0.0]]
 FAILING = [[FAIL, -1.0, 0.2, 0.0]]
@@ -93,6 +102,8 @@ class Observed:
     load_at: float
     """A moment whose whole window lies inside the load phase."""
     sent: list[Sent] = field(default_factory=list)
+    queued: list[float] = field(default_factory=list)
+    """When each message (of ROWS_PER_MESSAGE rows) was put on the worker's queue."""
 
     def in_window(self, pods: tuple[str, ...]) -> list[Sent]:
         return [s for s in self.sent
@@ -124,6 +135,46 @@ def client(url: str, pod: str, every: int, bad: dict[str, Any], stop: threading.
             sent.append(Sent(pod, start, now(), status))
 
 
+BUCKET = "registry"
+
+
+@contextmanager
+def work_queue() -> Iterator[tuple[dict[str, str], str]]:
+    """S3 and SQS (moto on 127.0.0.1) with a bucket, an input object of ROWS_PER_MESSAGE
+    rows and an empty queue: the AWS environment and the queue's URL."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    aws = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1",
+           "AWS_REGION": "eu-west-1"}
+    try:
+        s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="eu-west-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3.create_bucket(Bucket=BUCKET,
+                         CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        s3.put_object(Bucket=BUCKET, Key="inputs/rows.jsonl", Body="\n".join(
+            json.dumps(GOOD[0]) for _ in range(ROWS_PER_MESSAGE)).encode())
+        sqs = boto3.client("sqs", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="eu-west-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        yield aws, sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
+    finally:
+        server.stop()
+
+
+def producer(queue_url: str, stop: threading.Event, queued: list[float]) -> None:
+    """Put MESSAGES_PER_SECOND messages a second on the queue, each naming the input."""
+    endpoint = queue_url.split("/", 3)[:3]
+    sqs = boto3.client("sqs", endpoint_url="/".join(endpoint), region_name="eu-west-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    start = now()
+    while not stop.is_set():
+        sqs.send_message(QueueUrl=queue_url,
+                         MessageBody=json.dumps({"input": f"s3://{BUCKET}/inputs/rows.jsonl"}))
+        queued.append(now())
+        stop.wait(max(0.0, start + len(queued) / MESSAGES_PER_SECOND - now()))
+
+
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     binary("prometheus")
@@ -132,18 +183,24 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     stable, candidate = provenance("1.4.2"), provenance("1.5.0", "challenger")
     pods = [Pod(name, NAMESPACE, stable.labels("server"), free_port()) for name in STABLE_PODS]
     pods.append(Pod(CANDIDATE_POD, NAMESPACE, candidate.labels("server"), free_port()))
-    job = pod_monitor_job(MODEL, NAMESPACE, pod_monitor_spec(stable), pods)
+    worker = Pod(WORKER_POD, NAMESPACE, stable.labels("worker"), free_port(), container="worker")
+    job = pod_monitor_job(MODEL, NAMESPACE, pod_monitor_spec(stable), [*pods, worker])
     with ExitStack() as stack:
         exporter = stack.enter_context(exposition(EXPORTED))
         others = {"job_name": "exporters", "honor_labels": True,
                   "static_configs": [{"targets": [f"127.0.0.1:{exporter}"]}]}
+        aws, queue_url = stack.enter_context(work_queue())
         servers(stack, [(server_env(model_uri, pod.port, MODEL_NAME=MODEL,
                                     MODEL_VERSION=pod.labels["app.kubernetes.io/version"]),
-                         folder / f"{pod.name}.log") for pod in pods])
+                         folder / f"{pod.name}.log") for pod in pods] + [
+            (server_env(model_uri, worker.port, MODEL_NAME=MODEL, MODEL_VERSION="1.4.2",
+                        MODEL_MODE="worker", QUEUE_URL=queue_url, POLL_SECONDS="1",
+                        OUTPUT_URI=f"s3://{BUCKET}/outputs/{MODEL}/",
+                        VISIBILITY_TIMEOUT_SECONDS="30", **aws), folder / "worker.log")])
         prometheus = Prometheus(folder / "server", [job, others],
                                 rule_groups([ALERTED])).start()
         stack.callback(prometheus.stop)
-        prometheus.targets_up(len(pods) + 1)
+        prometheus.targets_up(len(pods) + 2)
         time.sleep(WINDOW + 1.5)  # a whole window at rest
         rest_at = now() - 0.5
         stop, lock = threading.Event(), threading.Lock()
@@ -155,6 +212,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
         clients += [threading.Thread(target=client, args=(
             urls[CANDIDATE_POD], CANDIDATE_POD, 5, infer_body(FAILING), stop, sent, lock))
             for _ in range(2)]
+        queued: list[float] = []
+        clients.append(threading.Thread(target=producer, args=(queue_url, stop, queued)))
         for thread in clients:
             thread.start()
         time.sleep(LOAD_SECONDS)
@@ -163,7 +222,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
         for thread in clients:
             thread.join()
         time.sleep(2.5)  # the scrapes after `load_at`, which rate() may use
-        yield Observed(prometheus, rest_at, load_at, sent)
+        yield Observed(prometheus, rest_at, load_at, sent, queued)
 
 
 def test_concurrency_reads_the_requests_outstanding_under_load_and_zero_at_rest(
@@ -298,3 +357,15 @@ def test_the_dashboard_panels_read_what_was_sent_per_version(observed: Observed)
     assert by_version(prometheus.query(replicas, at)) == {"1.4.2": 2, "1.5.0": 1}
     waiting, dead = panel("Queue depth")
     assert (prometheus.value(waiting, at), prometheus.value(dead, at)) == (40, 2)
+
+
+def test_the_batch_panels_read_the_rows_the_worker_predicted(observed: Observed) -> None:
+    prometheus, at = observed.prometheus, observed.load_at
+    queued = [t for t in observed.queued if at - WINDOW < t <= at]
+    sent = len(queued) * ROWS_PER_MESSAGE / WINDOW
+    assert sent == pytest.approx(MESSAGES_PER_SECOND * ROWS_PER_MESSAGE, rel=0.15)
+    (rows,) = panel("Rows predicted per second")
+    # The serving pods count rows too; the panel counts the workers' and runs' only.
+    assert by_version(prometheus.query(rows, at)) == {"1.4.2": pytest.approx(sent, rel=0.15)}
+    (workers,) = panel("Workers")
+    assert by_version(prometheus.query(workers, at)) == {"1.4.2": 1}
