@@ -34,6 +34,8 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 @dataclass(frozen=True)
 class Query:
+    """One target of a panel: PromQL and the series' legend (`{{version}}`)."""
+
     expr: str
     legend: str
 
@@ -84,6 +86,7 @@ def batch_panels(model: AlertedModel) -> dict[str, tuple[str, list[Query]]]:
 
 
 def model_panels(model: AlertedModel) -> dict[str, tuple[str, list[Query]]]:
+    """Title -> (Grafana unit, queries) of every panel of one model's row, in order."""
     panels: dict[str, tuple[str, list[Query]]] = {}
     if model.spec.serving is not None:
         panels.update(serving_panels(model))
@@ -127,4 +130,5 @@ def dashboard(title: str, uid: str, models: Sequence[AlertedModel]) -> dict[str,
 
 
 def dashboard_json(title: str, uid: str, models: Sequence[AlertedModel]) -> str:
+    """The dashboard as the text the sidecar hands to Grafana (stable key order)."""
     return json.dumps(dashboard(title, uid, models), indent=1, sort_keys=True)

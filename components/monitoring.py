@@ -24,6 +24,8 @@ from components.scrape import MONITORING_API
 
 @dataclass(frozen=True)
 class FleetMonitoringArgs:
+    """The stack, its cluster settings, and what the rules and panels need of each model."""
+
     scope: StackScope
     cluster: ClusterSettings
     models: tuple[AlertedModel, ...]
@@ -54,6 +56,7 @@ class FleetMonitoring(pulumi.ComponentResource):
 
 def metadata(name: str, args: FleetMonitoringArgs,
              extra: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
+    """Stack-wide objects carry the stack's labels (no model's: they list every model)."""
     return k8s.meta.v1.ObjectMetaArgs(
         name=name, namespace=args.cluster.object_namespace,
         labels={"app.kubernetes.io/part-of": MANAGED_BY, "app.kubernetes.io/managed-by": "pulumi",
