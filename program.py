@@ -96,7 +96,10 @@ def cluster_settings(settings: StackSettings) -> ClusterSettings:
         keda_service_account=settings.keda_service_account,
         prometheus_address=settings.prometheus_address or "",
         gateway=settings.gateway,
-        fetch_image=settings.fetch_image or "")
+        fetch_image=settings.fetch_image or "",
+        prometheus=settings.prometheus,
+        prometheus_namespace=settings.prometheus_namespace,
+        monitoring_labels=dict(settings.monitoring_labels))
 
 
 def aws_region() -> str | None:

@@ -18,12 +18,14 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.autoscaling import KEDA_API, SWITCHABLE
+from components.cluster import ClusterSettings
 from components.identity import (
     STS_AUDIENCE,
     WorkloadIdentity,
     WorkloadIdentityArgs,
     read_uri,
 )
+from components.network import worker_ingress
 from components.podspec import (
     ModelContainer,
     PodOptions,
@@ -85,7 +87,7 @@ class BatchWorkers(pulumi.ComponentResource):
             spec=worker_deployment_spec(args, identity, queue.url, outputs), opts=child)
         k8s.networking.v1.NetworkPolicy(
             f"{name}-worker", metadata=object_meta(f"{name}-worker", args, WORKER),
-            spec=no_ingress(args.provenance), opts=child)
+            spec=no_ingress(args.provenance, args.cluster), opts=child)
         if args.cluster.keda:
             scaler = scaler_role(f"{name}-scaler", args, queue.arn, child)
             keda_scaler(f"{name}-worker", args, deployment, queue.url, scaler, child)
@@ -188,17 +190,19 @@ def worker_deployment_spec(args: BatchWorkersArgs, identity: WorkloadIdentity,
             args.provenance, WORKER, container, args.cluster,
             PodOptions(service_account=identity.service_account_name, settings=batch,
                        termination_grace_seconds=grace_period(batch),
-                       annotations=metrics_annotations(HEALTH_PORT))))
+                       annotations=metrics_annotations(HEALTH_PORT, args.cluster))))
 
 
-def no_ingress(provenance: Provenance) -> k8s.networking.v1.NetworkPolicySpecArgs:
-    """Workers and run pods take no connections (kubelet probes are not subject to it)."""
+def no_ingress(provenance: Provenance,
+               cluster: ClusterSettings) -> k8s.networking.v1.NetworkPolicySpecArgs:
+    """Workers and run pods take no connections but Prometheus' scrapes (kubelet probes are
+    not subject to it)."""
     return k8s.networking.v1.NetworkPolicySpecArgs(
         pod_selector=k8s.meta.v1.LabelSelectorArgs(
             match_labels={"app.kubernetes.io/name": provenance.model},
             match_expressions=[k8s.meta.v1.LabelSelectorRequirementArgs(
                 key="app.kubernetes.io/component", operator="In", values=[WORKER, RUN])]),
-        policy_types=["Ingress"])
+        policy_types=["Ingress"], ingress=worker_ingress(cluster, HEALTH_PORT))
 
 
 def grace_period(batch: Batch) -> int:

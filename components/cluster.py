@@ -42,6 +42,13 @@ class ClusterSettings:
     fetch_image: str = ""
     """The fetch-and-verify image (images/fetch.Dockerfile), digest-pinned: the init container
     of every model with pinned files (stack config `fetchImage`)."""
+    prometheus: str = "operator"
+    """`operator` (PodMonitors, a PrometheusRule) or `annotations` (`prometheus.io/*`)."""
+    prometheus_namespace: str = "monitoring"
+    """Where Prometheus runs: admitted to the pods' metrics port."""
+    monitoring_labels: Mapping[str, str] = field(
+        default_factory=lambda: {"release": "kube-prometheus-stack"})
+    """Labels the Prometheus Operator's selectors match, on PodMonitors and rules."""
     namespace_resource: pulumi.Input[str] | None = None
     """The namespace as an output of its resource, when the stack creates it: using it
     makes every object wait for the namespace."""
@@ -59,6 +66,11 @@ class ClusterSettings:
 
     def callers(self) -> list[str]:
         return sorted({self.namespace, *self.allowed_namespaces})
+
+    @property
+    def operator(self) -> bool:
+        """The Prometheus Operator scrapes (PodMonitors), not pod annotations."""
+        return self.prometheus == "operator"
 
     def service_host(self, service: str) -> str:
         return f"{service}.{self.namespace}.svc.{CLUSTER_DOMAIN}"

@@ -7,9 +7,11 @@ from dataclasses import dataclass, replace
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.alerts import AlertedModel
 from components.cluster import ClusterSettings
 from components.index import IndexEntry, RegistryIndex, RegistryIndexArgs
 from components.model import DeployedModel, DeployedModelArgs
+from components.monitoring import FleetMonitoring, FleetMonitoringArgs
 from components.provenance import StackScope
 from components.registry import ModelRegistry, ModelRegistryArgs
 from modelfleet.release.layout import IndexCandidate, metadata_key
@@ -44,6 +46,11 @@ class ModelFleet(pulumi.ComponentResource):
             model.spec.name: DeployedModel(model.spec.name, replace(model, cluster=cluster),
                                            self.registry, child)
             for model in args.models}
+        FleetMonitoring("monitoring", FleetMonitoringArgs(
+            scope=args.scope, cluster=cluster,
+            models=tuple(AlertedModel(m.spec, cluster.namespace,
+                                      m.queue_name if m.spec.batch else None)
+                         for m in args.models)), child)
         RegistryIndex("registry-index", RegistryIndexArgs(
             scope=args.scope, bucket_name=self.registry.bucket_name,
             entries=index_entries(args.models, self.models),

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 import pulumi
 
 from components.artifact import ArtifactFile, ModelArtifact, ModelArtifactArgs
-from components.batch import BatchWorkers, BatchWorkersArgs
+from components.batch import HEALTH_PORT, BatchWorkers, BatchWorkersArgs
 from components.candidate import ModelCandidate, ModelCandidateArgs
 from components.cluster import ClusterSettings
 from components.image import ImageBuild, ModelImage, ModelImageArgs
 from components.provenance import Provenance
 from components.registry import ModelRegistry
+from components.runtimes import runtime_for
+from components.runtimes.base import Scrape
+from components.scrape import pod_monitor
 from components.serving import ModelService, ModelServiceArgs
 from components.traffic import ModelRoute, ModelRouteArgs
 from components.workload import RegistryAccess
@@ -97,6 +100,9 @@ class DeployedModel(pulumi.ComponentResource):
                 spec=args.spec, provenance=args.provenance, cluster=args.cluster,
                 image=image.reference, artifact_uri=artifact.uri, registry=access,
                 queue_name=args.queue_name), child)
+        scrape = scraped_port(args.spec)
+        if args.cluster.operator and scrape is not None:
+            pod_monitor(name, args.provenance, args.cluster, child, scrape.port_name, scrape.path)
         self.image_reference = image.reference
         self.artifact_uri = artifact.uri
         self.metadata_key = artifact.metadata_key
@@ -105,3 +111,13 @@ class DeployedModel(pulumi.ComponentResource):
                                "metadata_key": self.metadata_key,
                                "endpoint": self.endpoint,
                                "queue_url": self.workers.queue_url if self.workers else None})
+
+
+def scraped_port(spec: ModelSpec) -> Scrape | None:
+    """Where the model's pods are scraped: its engine's metrics (servers, and workers, which
+    run our model server), or None when the engine exports none and there are no workers."""
+    if spec.serving is not None:
+        scrape = runtime_for(spec).scrape(spec)
+        if scrape is not None or spec.batch is None:
+            return scrape
+    return Scrape("http", HEALTH_PORT, "/metrics")

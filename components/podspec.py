@@ -96,11 +96,16 @@ def http_probes(port: str, ready: str, live: str, startup_budget_seconds: int) -
                   startup=get(ready, STARTUP_PERIOD_SECONDS, startup_failures))
 
 
-def metrics_annotations(port: int) -> dict[str, str]:
+def metrics_annotations(port: int, cluster: ClusterSettings,
+                        path: str = "/metrics") -> dict[str, str]:
     """Where Prometheus scrapes the model server's own metrics (the `prometheus.io/*` pod
-    annotations that Prometheus' standard `kubernetes-pods` scrape job reads)."""
+    annotations that Prometheus' standard `kubernetes-pods` scrape job reads), with
+    `modelfleet:prometheus: annotations` only: under the Prometheus Operator the PodMonitor
+    says it, and a Prometheus with both would scrape every pod twice (doubling every sum)."""
+    if cluster.operator:
+        return {}
     return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port),
-            "prometheus.io/path": "/metrics"}
+            "prometheus.io/path": path}
 
 
 def rolling_update(settings: PodSettings) -> k8s.apps.v1.DeploymentStrategyArgs:

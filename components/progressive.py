@@ -11,6 +11,8 @@ neither waits for it nor, having no `spec.replicas`, scales it back.
 
 from __future__ import annotations
 
+import json
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,5 +111,33 @@ def canary_spec(name: str, args: ProgressiveRolloutArgs) -> dict[str, Any]:
                  "templateRef": {"name": f"{name}-latency-p99"},
                  "thresholdRange": {"max": rollout.max_latency_p99_ms}},
             ],
+            **({"webhooks": [load_test_webhook(name, args)]} if rollout.load_test else {}),
         },
     }
+
+
+LOAD_TEST_TIMEOUT = "15s"
+
+
+def load_test_webhook(name: str, args: ProgressiveRolloutArgs) -> dict[str, Any]:
+    """Flagger's load tester as a `rollout` webhook: called at each analysis iteration, before
+    the metric checks, it runs `hey` against the canary's Service (`<name>-canary`, which
+    Flagger makes), so the checks have values even without live traffic.
+
+    Flagger 1.44 `docs/gitbook/usage/webhooks.md` ("Load Testing": `type: rollout`, `url` of
+    the flagger-loadtester, `metadata.cmd`) and the loadtester's `hey` (`-z` duration, `-q`
+    requests per second per worker, `-c` workers, `-m`, `-T`, `-d` body); read, not run. The
+    load tester runs the command in a shell, so the body is shell-quoted.
+    """
+    serving, test = args.serving, args.serving.rollout.load_test
+    assert test is not None
+    duration = test.duration_seconds or serving.rollout.interval_seconds
+    per_worker = -(-test.rps // test.concurrency)
+    target = (f"http://{name}-canary.{args.cluster.namespace}:{serving.port}"
+              f"{model_path(args.provenance.model)}/infer")
+    body = shlex.quote(json.dumps(test.request, separators=(",", ":"), sort_keys=True))
+    return {"name": "load-test", "type": "rollout", "url": test.url,
+            "timeout": LOAD_TEST_TIMEOUT,
+            "metadata": {"type": "cmd",
+                         "cmd": f"hey -z {duration}s -q {per_worker} -c {test.concurrency} "
+                                f"-m POST -T application/json -d {body} {target}"}}

@@ -23,6 +23,7 @@ from components.identity import (
     read_prefix,
 )
 from components.metrics import request_query
+from components.network import serving_ingress
 from components.podspec import (
     PodOptions,
     hardened_pod_template,
@@ -34,7 +35,7 @@ from components.runtimes import RuntimeInputs, runtime_for
 from components.runtimes.base import COMPONENT, port_numbers
 from components.runtimes.modelserver import LIVE_PATH, READY_PATH
 from components.workload import ModelWorkloadArgs
-from modelfleet.manifest.schema import Serving
+from modelfleet.manifest.schema import ModelSpec, Serving
 
 SCALE_DOWN_WINDOW_SECONDS = 300
 __all__ = ["COMPONENT", "LIVE_PATH", "READY_PATH", "ModelService", "ModelServiceArgs"]
@@ -81,7 +82,8 @@ class ModelService(pulumi.ComponentResource):
             k8s.networking.v1.NetworkPolicy(
                 name, metadata=object_meta(name, args),
                 spec=ingress_policy(args.provenance, args.cluster,
-                                    port_numbers(runtime_for(args.spec).ports(args.spec))),
+                                    port_numbers(runtime_for(args.spec).ports(args.spec)),
+                                    metrics_port(args.spec), load_tester_namespace(serving)),
                 opts=child)
         if progressive:
             ProgressiveRollout(name, ProgressiveRolloutArgs(
@@ -93,6 +95,14 @@ class ModelService(pulumi.ComponentResource):
         self.endpoint = pulumi.Output.from_input(
             f"http://{args.cluster.service_host(name)}:{serving.port}")
         self.register_outputs({"endpoint": self.endpoint})
+
+
+def load_tester_namespace(serving: Serving) -> str | None:
+    """The namespace of Flagger's load tester, when a progressive rollout declares one."""
+    test = serving.rollout.load_test
+    if serving.rollout.strategy != "progressive" or test is None:
+        return None
+    return test.load_tester_namespace
 
 
 def disruption_budget_spec(provenance: Provenance, progressive: bool,
@@ -255,18 +265,19 @@ def request_scaler(name: str, args: ModelServiceArgs, deployment: pulumi.Input[s
         opts=opts)
 
 
-def ingress_policy(provenance: Provenance, cluster: ClusterSettings,
-                   ports: list[int]) -> k8s.networking.v1.NetworkPolicySpecArgs:
-    """Ingress only on the model's ports (HTTP, gRPC), only from the listed namespaces."""
+def ingress_policy(provenance: Provenance, cluster: ClusterSettings, ports: list[int],
+                   metrics_port: int | None = None, load_tester: str | None = None,
+                   ) -> k8s.networking.v1.NetworkPolicySpecArgs:
+    """Ingress to every pod of the model only from the namespaces `components.network`
+    admits, each only on the ports it needs (`ports`: HTTP first, then gRPC or others)."""
     return k8s.networking.v1.NetworkPolicySpecArgs(
         pod_selector=k8s.meta.v1.LabelSelectorArgs(
             match_labels=provenance.model_selector(COMPONENT)),
         policy_types=["Ingress"],
-        ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-            from_=[k8s.networking.v1.NetworkPolicyPeerArgs(
-                namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_expressions=[
-                    k8s.meta.v1.LabelSelectorRequirementArgs(
-                        key="kubernetes.io/metadata.name", operator="In",
-                        values=cluster.callers())]))],
-            ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=port, protocol="TCP")
-                   for port in ports])])
+        ingress=serving_ingress(cluster, ports, metrics_port, load_tester))
+
+
+def metrics_port(spec: ModelSpec) -> int | None:
+    """The port Prometheus scrapes the model's server pods on, if its engine has metrics."""
+    scrape = runtime_for(spec).scrape(spec)
+    return scrape.port if scrape else None

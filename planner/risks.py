@@ -14,6 +14,8 @@ exported of each model (`manifest.deployed`, `manifest.builds`):
 | `strategy-switch` | danger | a model moves to Flagger or back: Services and route change hands |
 | `image-tag-exists` | danger | an image is built again for a version built before (promotion) |
 | `iam-widened` | warning | an IAM policy allows an action or resource it did not (or denies less) |
+| `network-widened` | warning | a NetworkPolicy admits a namespace (or a port of it) it did not |
+| `analysis-needs-traffic` | warning | Flagger analyses a new version with no load test declared |
 | `production` | info | a production stack (`modelfleet:requireApproved`) changes |
 | `single-replica` | warning | in production, a changed model runs with a minimum of one replica |
 | `gpu-memory` | danger | an LLM's weights do not fit its GPUs with room for the KV cache |
@@ -31,7 +33,9 @@ from modelfleet.diff.report import plural
 from modelfleet.release.updates import REBUILT_TAG, artifact_changes, slot_version
 from planner.describe import artifact_files, image_candidate, scaling, short_type
 from planner.llm import cold_start_problem, gpu_memory_problem, llm_of, stack_numbers
+from planner.network import NETWORK_POLICY, widened
 from planner.plan import Plan
+from planner.render import plain
 from planner.review import ModelView, document_changes, production
 from planner.rollout import DEPLOYMENT, Rollout, canary_targeting, rollout_of, scalers_of
 from planner.summary import DOCKER_IMAGE
@@ -86,6 +90,7 @@ def assess(plan: Plan, views: list[ModelView]) -> list[Risk]:
         risks += _strategy_switch(view, model)
         risks += _rebuilt_tags(view, model)
         risks += _widened(view, model)
+        risks += _network_widened(view, model)
         if live and model and view.changes and view.new is not None:
             risks += _single_replica(view, model)
     touched = [v.name for v in views if v.changes and not v.stack_wide]
@@ -183,7 +188,7 @@ def _progressive_rollout(rollout: Rollout, canary: dict[str, Any], model: str | 
     analysis (Flagger scales it from zero to one, its autoscaler to the minimum), then the
     primary rolls with the same strategy while it still takes the traffic of the last step
     (Flagger's promotion: copy the template, wait for the primary, then route all to it)."""
-    risks = []
+    risks = _analysis_traffic(canary, model)
     primary = f"{rollout.deployment}-primary"
     if rollout.gpus_per_pod:
         low, high = rollout.running_range
@@ -211,6 +216,20 @@ def _progressive_rollout(rollout: Rollout, canary: dict[str, Any], model: str | 
             f": its pods stop before their replacements are ready while it still answers "
             f"{kept}% of traffic")))
     return risks
+
+
+def _analysis_traffic(canary: dict[str, Any], model: str | None) -> list[Risk]:
+    """A Canary without a `rollout` webhook (`serving.rollout.loadTest`) is analysed on live
+    traffic only; with none, every check finds no values, which Flagger counts as a failure
+    (Flagger 1.44 docs, "Metrics": "no values found"), and it rolls the new version back."""
+    analysis = canary.get("analysis") or {}
+    if any(hook.get("type") == "rollout" for hook in analysis.get("webhooks") or []):
+        return []
+    return [Risk("warning", model, "analysis-needs-traffic", (
+        f"Flagger analyses the new version on live traffic only (no serving.rollout.loadTest): "
+        f"if requests stop during the analysis, each {analysis.get('interval')} check finds no "
+        f"values, counts as failed, and after {analysis.get('threshold')} failed checks the new "
+        "version is rolled back; declare a load test so the analysis cannot starve"))]
 
 
 def _rebuilt_tags(view: ModelView, model: str | None) -> list[Risk]:
@@ -352,6 +371,23 @@ def _widened(view: ModelView, model: str | None) -> list[Risk]:
             "before: " + "; ".join(granted) + instead), {
                 "resource": {"type": change.type, "name": change.name, "input": changed.input},
                 "granted": granted, "before": changed.before, "after": changed.after}))
+    return risks
+
+
+def _network_widened(view: ModelView, model: str | None) -> list[Risk]:
+    """An updated NetworkPolicy that lets a namespace in where it could not connect before."""
+    risks = []
+    for change in view.changes:
+        if change.type != NETWORK_POLICY or change.op not in ("update", "replace"):
+            continue
+        before, after = view.before(change.type, change.name), view.after(change.type, change.name)
+        if before is None or after is None:
+            continue
+        added = widened(plain(before.inputs), plain(after.inputs))
+        if added:
+            risks.append(Risk("warning", model, "network-widened", (
+                f"NetworkPolicy {change.name} admits more than before: {'; '.join(added)}"),
+                {"resource": {"type": change.type, "name": change.name}, "admitted": added}))
     return risks
 
 

@@ -63,7 +63,8 @@ def test_every_object_of_a_shipped_stack_is_accepted_and_its_pods_admitted(
         cluster: Cluster, shipped: GitRepo, stack: str) -> None:
     cluster.require_controllers()
     objects = kubernetes_objects(plan_stack(shipped.root, stack).head.registrations)
-    assert {"Deployment", "Service", "NetworkPolicy"} <= {obj["kind"] for obj in objects}
+    assert {"Deployment", "Service", "NetworkPolicy", "PodMonitor", "PrometheusRule",
+            "ConfigMap"} <= {obj["kind"] for obj in objects}
     namespace = apply_stack(cluster, objects)
     labels = cluster.kubectl.get("namespace", namespace)["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"

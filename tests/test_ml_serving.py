@@ -57,7 +57,8 @@ def test_concurrency_and_rps_scale_through_keda_on_the_servers_own_metrics(
     simulation = run(repo, manifest(
         model("chat", "scaleMetric: concurrency\nscaleTarget: 4\nreplicas: {min: 1, max: 8}"),
         model("rank", "scaleMetric: rps\nscaleTarget: 50"),
-        model("fraud", "targetCPUUtilization: 60")), prometheusAddress=PROMETHEUS)
+        model("fraud", "targetCPUUtilization: 60")), prometheusAddress=PROMETHEUS,
+        prometheus="annotations")
     chat = simulation.find(SCALED_OBJECT, "chat").inputs["spec"]
     assert chat["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
                                       "name": "chat"}
@@ -67,8 +68,8 @@ def test_concurrency_and_rps_scale_through_keda_on_the_servers_own_metrics(
     assert trigger["metricType"] == "AverageValue"
     assert trigger["metadata"] == {
         "serverAddress": PROMETHEUS, "threshold": "4",
-        "query": 'sum(modelserver_requests_in_flight{namespace="models",'
-                 'pod=~"chat-[a-z0-9]+-[a-z0-9]+"})'}
+        "query": 'sum(rate(modelserver_requests_in_progress_seconds_total{namespace="models",'
+                 'pod=~"chat-[a-z0-9]+-[a-z0-9]+"}[1m]))'}
     rank = simulation.find(SCALED_OBJECT, "rank").inputs["spec"]["triggers"][0]["metadata"]
     assert rank["query"] == ('sum(rate(modelserver_requests_total{namespace="models",'
                              'pod=~"rank-[a-z0-9]+-[a-z0-9]+",route="infer"}[1m]))')

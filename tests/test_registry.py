@@ -358,8 +358,10 @@ def test_removing_a_model_keeps_its_objects_and_repository(project: GitRepo,
     assert data <= gone
     for type_, name in data:
         assert dev.find(type_, name).retain_on_delete, f"{name} would be deleted"
+    # Besides its own resources, only what lists every model: the index, and the stack's
+    # alert rules and dashboard, which drop its rule group and its row.
     assert {name for _, name in changed(dev, after)} - {n for _, n in gone} == {
-        "registry-index-object"}
+        "registry-index-object", "monitoring-rules", "monitoring-dashboard"}
 
 
 def test_two_stacks_get_distinct_bucket_names(project: GitRepo) -> None:

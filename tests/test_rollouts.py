@@ -387,6 +387,7 @@ def test_a_progressive_gpu_models_bump_needs_spare_gpus_for_flaggers_canary(
         assert main(["plan", "--stack", "dev", "--base", "HEAD", "--format", "json"]) == 0
     planned = json.loads(capsys.readouterr().out)
     tagger = {r["kind"]: r for r in planned["risks"] if r["model"] == "image-tagger"}
+    assert tagger.pop("analysis-needs-traffic")["level"] == "warning", "no load test declared"
     assert {kind: risk["message"] for kind, risk in tagger.items()} == expected
     assert tagger["gpu-surge"]["level"] == "warning"
 

@@ -245,11 +245,15 @@ def test_network_policy_admits_only_the_port_from_listed_namespaces(
     assert policy["policyTypes"] == ["Ingress"]
     assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/instance": "fraud",
                                                     "app.kubernetes.io/component": "server"}
-    (rule,) = policy["ingress"]
+    rule, scrape = policy["ingress"]
     assert rule["ports"] == [{"port": 9000, "protocol": "TCP"}, {"port": 8081, "protocol": "TCP"}]
     (peer,) = rule["from"]
     assert peer == {"namespaceSelector": {"matchExpressions": [{
         "key": "kubernetes.io/metadata.name", "operator": "In", "values": ["models"]}]}}
+    assert scrape == {"ports": [{"port": 9000, "protocol": "TCP"}], "from": [
+        {"namespaceSelector": {"matchExpressions": [{
+            "key": "kubernetes.io/metadata.name", "operator": "In",
+            "values": ["monitoring"]}]}}]}, "Prometheus scrapes the HTTP port only"
     wider = deploy(project.root / "models.yaml",
                    config={"modelfleet:allowedNamespaces": '["gateway", "monitoring"]'})
     values = wider.find(POLICY, "fraud").inputs["spec"]["ingress"][0]["from"][0][

@@ -55,6 +55,15 @@ class RuntimePod:
 
 
 @dataclass(frozen=True)
+class Scrape:
+    """Where Prometheus reads the engine's metrics: a named container port and a path."""
+
+    port_name: str
+    port: int
+    path: str
+
+
+@dataclass(frozen=True)
 class RuntimeMetrics:
     """The engine's Prometheus metric names that autoscalers and gateways read (None: the
     engine exports none such)."""
@@ -83,6 +92,11 @@ class Runtime(Protocol):
 
     def reads(self, spec: ModelSpec) -> list[dict[str, Any]]:
         """IAM statements for what the pods read beyond the model's registry prefix."""
+        ...
+
+    def scrape(self, spec: ModelSpec) -> Scrape | None:
+        """Where the engine's metrics are scraped (PodMonitor, annotations, network policy);
+        None: the engine exports none."""
         ...
 
 

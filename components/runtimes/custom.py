@@ -14,12 +14,13 @@ from typing import Any, ClassVar
 import pulumi_kubernetes as k8s
 
 from components.identity import read_uri
-from components.podspec import ModelContainer, http_probes, model_env
+from components.podspec import ModelContainer, http_probes, metrics_annotations, model_env
 from components.runtimes.base import (
     COMPONENT,
     RuntimeInputs,
     RuntimeMetrics,
     RuntimePod,
+    Scrape,
     http_port,
 )
 from modelfleet.manifest.schema import ModelSpec
@@ -55,11 +56,20 @@ class CustomRuntime:
             probes=http_probes("http", runtime.health.ready, runtime.health.live,
                                serving.startup_seconds),
             pre_stop_seconds=5)
-        scraped = runtime.metrics_port or runtime.port
-        annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(scraped),
-                       "prometheus.io/path": runtime.metrics_path} if runtime.metrics_path \
-            else {}
+        scrape = self.scrape(spec)
+        annotations = metrics_annotations(scrape.port, inputs.cluster, scrape.path) \
+            if scrape else {}
         return RuntimePod(container=container, annotations=annotations)
+
+    def scrape(self, spec: ModelSpec) -> Scrape | None:
+        """`runtime.metricsPath` on `runtime.metricsPort` (its own container port, `metrics`)
+        or on the HTTP port; None without a metrics path."""
+        runtime = spec.runtime
+        if not runtime.metrics_path or runtime.port is None:
+            return None
+        if runtime.metrics_port not in (None, runtime.port):
+            return Scrape("metrics", runtime.metrics_port, runtime.metrics_path)
+        return Scrape("http", runtime.port, runtime.metrics_path)
 
     def reads(self, spec: ModelSpec) -> list[dict[str, Any]]:
         if not spec.artifact.uri:

@@ -12,7 +12,13 @@ import pulumi_kubernetes as k8s
 
 from components.identity import read_uri
 from components.podspec import ModelContainer, http_probes, metrics_annotations, model_env
-from components.runtimes.base import COMPONENT, RuntimeInputs, RuntimeMetrics, RuntimePod
+from components.runtimes.base import (
+    COMPONENT,
+    RuntimeInputs,
+    RuntimeMetrics,
+    RuntimePod,
+    Scrape,
+)
 from modelfleet.manifest.schema import ModelSpec, Serving
 
 READY_PATH = "/v2/health/ready"
@@ -46,7 +52,13 @@ class ModelServerRuntime:
             ports=self.ports(inputs.spec),
             probes=http_probes("http", READY_PATH, LIVE_PATH, serving.startup_seconds),
             pre_stop_seconds=5)
-        return RuntimePod(container=container, annotations=metrics_annotations(serving.port))
+        scrape = self.scrape(inputs.spec)
+        return RuntimePod(container=container, annotations=metrics_annotations(
+            scrape.port, inputs.cluster, scrape.path) if scrape else {})
+
+    def scrape(self, spec: ModelSpec) -> Scrape:
+        """The server's own `/metrics`, on its HTTP port (`images/modelserver/metrics.py`)."""
+        return Scrape("http", _serving(spec).port, "/metrics")
 
     def reads(self, spec: ModelSpec) -> list[dict[str, Any]]:
         """Its external artifact (the registry prefix is every runtime's)."""

@@ -34,12 +34,19 @@ from typing import Any, ClassVar
 import pulumi_kubernetes as k8s
 
 from components.identity import read_prefix
-from components.podspec import STARTUP_PERIOD_SECONDS, ModelContainer, Mount, Probes
+from components.podspec import (
+    STARTUP_PERIOD_SECONDS,
+    ModelContainer,
+    Mount,
+    Probes,
+    metrics_annotations,
+)
 from components.runtimes.base import (
     COMPONENT,
     RuntimeInputs,
     RuntimeMetrics,
     RuntimePod,
+    Scrape,
     http_port,
 )
 from components.runtimes.fetch import (
@@ -132,10 +139,15 @@ class VllmRuntime:
             args=serve_args(spec, inputs.artifact_uri if not spec.artifact.files else None),
             env=env, resources=serving.resources, ports=self.ports(spec),
             probes=probes(spec), pre_stop_seconds=5, mounts=mounts)
+        scrape = self.scrape(spec)
         return RuntimePod(container=container, init_containers=init, volumes=volumes,
-                          annotations={"prometheus.io/scrape": "true",
-                                       "prometheus.io/port": str(port(spec)),
-                                       "prometheus.io/path": "/metrics"})
+                          annotations=metrics_annotations(scrape.port, inputs.cluster,
+                                                          scrape.path))
+
+    def scrape(self, spec: ModelSpec) -> Scrape:
+        """vLLM's `/metrics` on its serving port (`vllm/entrypoints/openai/api_server.py`
+        mounts the Prometheus app there)."""
+        return Scrape("http", port(spec), "/metrics")
 
     def reads(self, spec: ModelSpec) -> list[dict[str, Any]]:
         """Exactly the pinned files; unpinned weights: their prefix (vLLM lists and streams

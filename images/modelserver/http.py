@@ -131,7 +131,10 @@ class Application:
         method: str = scope["method"]
         path = scope["path"].rstrip("/") or "/"
         headers = Headers(scope["headers"])
+        inference = method == "POST" and path.endswith("/infer")
         state.begin()
+        if inference:  # in progress (metrics.RequestSeconds) until its answer is written
+            state.metrics.inference_started()
         try:
             close = False
             try:
@@ -146,6 +149,8 @@ class Application:
                 close = True  # RFC 9110 10.1.1: the client may or may not send the body now
             await send_reply(send, reply, close or state.draining)
         finally:
+            if inference:
+                state.metrics.inference_finished()
             state.end()
 
     async def _answer(self, method: str, path: str, headers: Headers,
@@ -155,14 +160,9 @@ class Application:
         match = _MODEL_ROUTE.match(path)
         if not (method == "POST" and match and match["rest"] == "/infer"):
             return count(state, _route_name(path), started, _dispatch(state, method, path, match))
-        gauge = state.metrics.in_flight.labels(state.model_name)
-        gauge.inc()
-        try:
-            state.check_model(match["name"], match["version"])
-            body = await read_body(headers, receive)
-            return await self.inference.run(infer_answer, state, headers, body, started)
-        finally:
-            gauge.dec()
+        state.check_model(match["name"], match["version"])
+        body = await read_body(headers, receive)
+        return await self.inference.run(infer_answer, state, headers, body, started)
 
 
 class InferenceThread:

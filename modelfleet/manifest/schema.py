@@ -278,6 +278,37 @@ DEFAULT_SURGE = "25%"
 DEFAULT_UNAVAILABLE = 0
 
 
+LOAD_TESTER_URL = r"^https?://[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.svc(\.cluster\.local)?)?(:[0-9]+)?(/.*)?$"
+LoadTesterUrl = Annotated[str, _checked(_pattern_check(
+    LOAD_TESTER_URL, "is not the URL of a Service in the cluster, "
+    "http://<service>.<namespace>[.svc.cluster.local][:port]/ (e.g. "
+    "http://flagger-loadtester.test/)")), WithJsonSchema({
+        "type": "string", "pattern": LOAD_TESTER_URL,
+        "description": "the flagger-loadtester Service, http://<service>.<namespace>/"})]
+
+
+class LoadTest(Strict):
+    """Traffic that Flagger's load tester sends to the new version during each analysis
+    (a `rollout` webhook running `hey`), so that the analysis has values to check."""
+
+    url: LoadTesterUrl
+    """The flagger-loadtester Service, `http://<service>.<namespace>/`; its namespace is
+    admitted to the model's HTTP port."""
+    request: dict[str, Any]
+    """An Open Inference Protocol inference request the model accepts (its JSON body)."""
+    rps: int = Field(10, ge=1, le=1000)
+    """Requests per second it sends."""
+    concurrency: int = Field(2, ge=1, le=100)
+    """Connections it sends them over."""
+    duration_seconds: int | None = Field(None, ge=10, le=3600, alias="durationSeconds")
+    """How long each run lasts; default: the analysis interval (one run per analysis)."""
+
+    @property
+    def load_tester_namespace(self) -> str:
+        host = self.url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
+        return host.split(".")[1]
+
+
 class Rollout(Strict):
     """How a new version replaces the pods: a rolling update, or a Flagger canary analysis."""
 
@@ -295,6 +326,9 @@ class Rollout(Strict):
     """Progressive: lowest share of inference requests answered without a 5xx, in percent."""
     max_latency_p99_ms: int = Field(500, ge=1, le=600000, alias="maxLatencyP99Ms")
     """Progressive: highest p99 latency of inference requests, in milliseconds."""
+    load_test: LoadTest | None = Field(None, alias="loadTest")
+    """Progressive: traffic sent to the new version during the analysis. Without it the
+    analysis needs live traffic: with none, Flagger finds no values and rolls back."""
 
     max_surge: IntOrPercent | None = Field(None, alias="maxSurge")
     """Pods above the wanted count while rolling out (number or percent). Default: 25%, or 0
@@ -375,6 +409,45 @@ def traffic_split(candidates: Sequence[Candidate]) -> dict[str, int]:
     return {"": 100 - sum(weighted.values()), **weighted}
 
 
+LATENCY_OBJECTIVES_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+"""The model server's latency histogram bounds (`images/modelserver/metrics.py`), in whole
+milliseconds: a latency objective is counted as "answered within its bucket", so it must be
+one of them."""
+
+
+def _latency_objective(value: int) -> str | None:
+    if value not in LATENCY_OBJECTIVES_MS:
+        return (f"{value} is not a bound of the model server's latency histogram; use one of "
+                f"{', '.join(map(str, LATENCY_OBJECTIVES_MS))}")
+    return None
+
+
+LatencyObjective = Annotated[int, _checked(_latency_objective), WithJsonSchema({
+    "type": "integer", "enum": list(LATENCY_OBJECTIVES_MS),
+    "description": "milliseconds; a bound of the model server's latency histogram"})]
+
+
+class Slo(Strict):
+    """The online model's service-level objectives, over 30 days; its alerts page when the
+    error budget burns fast (the Google SRE workbook's multi-window, multi-burn-rate alerts)."""
+
+    error_ratio_percent: float = Field(1.0, gt=0, lt=100, alias="errorRatioPercent")
+    """Most inference requests answered with a server error (5xx), in percent; 4xx are the
+    clients' mistakes and do not count."""
+    p99_latency_ms: LatencyObjective = Field(500, alias="p99LatencyMs")
+    """99% of inference requests are answered within this many milliseconds."""
+
+
+class QueueSlo(Strict):
+    """When a batch model's queue needs a person."""
+
+    oldest_message_seconds: int = Field(3600, ge=60, alias="oldestMessageSeconds")
+    """Alert when the oldest waiting message is older than this (CloudWatch
+    ApproximateAgeOfOldestMessage)."""
+    dead_letter_messages: int = Field(0, ge=0, alias="deadLetterMessages")
+    """Alert when the dead-letter queue holds more messages than this."""
+
+
 class Serving(PodSettings):
     port: int = Field(8080, ge=1024, le=65535)
     """Port the model server listens on; 1024 or above, since pods run as non-root."""
@@ -394,6 +467,8 @@ class Serving(PodSettings):
     adapters: list[Adapter] = []
     """LoRA adapters served beside the base model under their own names (`runtime.engine:
     vllm`): each pinned file by file, fetched and verified before the engine starts."""
+    slo: Slo = Slo()
+    """Objectives its alerts (a PrometheusRule) and dashboard are held to."""
 
 
 class BatchRun(Strict):
@@ -425,6 +500,8 @@ class Batch(PodSettings):
     """Seconds of an empty queue before the workers scale to minWorkers."""
     runs: list[BatchRun] = []
     """Partitioned runs; adding one starts it, the others are left alone."""
+    slo: QueueSlo = QueueSlo()
+    """Queue thresholds its alerts fire at."""
 
 
 class ArtifactFile(Strict):

@@ -24,11 +24,13 @@ CONFIG_KEYS = ("environment", "namespace", "manifest", "manifestRef", "team", "r
                "noncurrentVersionDays", "imagePlatform", "untaggedImageDays", "createNamespace",
                "allowedNamespaces", "gpuNodeSelector", "gpuTolerationKey", "keda",
                "kedaServiceAccount", "prometheusAddress", "gateway", "flagger",
-               "fetchImage", "gpuMemoryGiB", "weightsDownloadMBps")
+               "fetchImage", "gpuMemoryGiB", "weightsDownloadMBps", "prometheus",
+               "prometheusNamespace", "monitoringLabels")
 DEFAULT_DOWNLOAD_MBPS = 100
 """Megabytes per second a pod is assumed to download weights at, unless the stack says: a
 conservative figure for one S3 client stream into a node's disk."""
 _IRSA = "pods get their AWS permissions through IRSA, from the cluster's OIDC provider"
+PROMETHEUS_MODES = ("operator", "annotations")
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
@@ -79,6 +81,16 @@ class StackSettings:
     weights_download_mbps: int = DEFAULT_DOWNLOAD_MBPS
     """Rate at which a pod downloads weights from S3, in megabytes per second (the
     `cold-start` check)."""
+    prometheus: str = "operator"
+    """How Prometheus finds the models' pods: `operator` (a PodMonitor per model, alert rules
+    as a PrometheusRule; the Prometheus Operator ignores pod annotations) or `annotations`
+    (the `prometheus.io/*` pod annotations of Prometheus' example `kubernetes-pods` job)."""
+    prometheus_namespace: str = "monitoring"
+    """Namespace of the Prometheus that scrapes the models: admitted to their metrics port."""
+    monitoring_labels: tuple[tuple[str, str], ...] = (("release", "kube-prometheus-stack"),)
+    """Labels on the PodMonitors, the PrometheusRule and the dashboard, which the Prometheus
+    Operator's `podMonitorSelector` / `ruleSelector` match (kube-prometheus-stack selects
+    `release: <its Helm release>` unless told otherwise)."""
     config_file: str = field(default="", compare=False)
     """The stack file the settings were read from, for messages."""
 
@@ -117,6 +129,9 @@ class StackSettings:
             gpu_memory_gib=reader.integer("gpuMemoryGiB", 0, low=0),
             weights_download_mbps=reader.integer("weightsDownloadMBps", DEFAULT_DOWNLOAD_MBPS,
                                                  low=1),
+            prometheus=reader.choice("prometheus", PROMETHEUS_MODES),
+            prometheus_namespace=reader.label("prometheusNamespace") or "monitoring",
+            monitoring_labels=reader.pairs("monitoringLabels", "release=kube-prometheus-stack"),
             config_file=file,
         )
         reader.unknown_keys()
@@ -179,6 +194,16 @@ class _Reader:
         if value is not None and not re.match(r"^https?://[^/\s]+", value):
             self._problem(key, f"'{value}' is not an http(s) URL, e.g. "
                           "http://prometheus-operated.monitoring.svc:9090")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        """One of `choices`; the first when not given."""
+        value = self.text(key)
+        if value is None:
+            return choices[0]
+        if value not in choices:
+            self._problem(key, f"'{value}' is not one of {', '.join(choices)}")
+            return choices[0]
         return value
 
     def label(self, key: str, required: bool = False) -> str | None:

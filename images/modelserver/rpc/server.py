@@ -112,13 +112,12 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request: pb.ModelInferRequest,  # noqa: N802
                          context: grpc.aio.ServicerContext) -> pb.ModelInferResponse:
-        gauge = self.state.metrics.in_flight.labels(self.state.model_name)
-        gauge.inc()
+        self.state.metrics.inference_started()
         try:
             outcome = self._run("infer", lambda: self._infer(request), pb.ModelInferResponse)
             return self._respond(context, outcome)
         finally:
-            gauge.dec()
+            self.state.metrics.inference_finished()
 
     def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         state = self.state
