@@ -305,8 +305,10 @@ def _image_changes(view: ModelView, model: str, images: list[ImageChange]) -> li
     if runtimes:
         rolls = rollout_lines(view)
         risks.append(Risk("warning", model, "runtime-change", (
-            f"a runtime change, not a model change: the image of {' and of '.join(runtimes)} "
-            "changes while the version and its artifact stay; "
+            "a runtime change, not a model change: "
+            + (f"the image of {runtimes[0]} changes" if len(runtimes) == 1
+               else f"the images of {' and of '.join(runtimes)} change")
+            + " while the version and its artifact stay; "
             + ("; ".join(rolls) if rolls else "no pods restart")
             + ". Check the new runtime as you would a new version")))
     return risks

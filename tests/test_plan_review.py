@@ -216,10 +216,10 @@ def test_a_changed_build_context_under_the_same_version_is_a_runtime_change(
                               ("warning", "image-tagger", "serving-stops")]
     message = planned["risks"][0]["message"]
     assert message.startswith(
-        "a runtime change, not a model change: the image of version 1.0.0 (its build context "
-        "or build arguments change) and of candidate 'shadow' version 1.1.0-rc.1 (built before "
-        "from another build context or build arguments) changes while the version and its "
-        "artifact stay; server pods restart (Deployment image-tagger): "), message
+        "a runtime change, not a model change: the images of version 1.0.0 (its build "
+        "context or build arguments change) and of candidate 'shadow' version 1.1.0-rc.1 "
+        "(built before from another build context or build arguments) change while the "
+        "version and its artifact stay; server pods restart (Deployment image-tagger): "), message
     assert "server pods restart (Deployment image-tagger-shadow)" in message
     assert sorted(r["message"].split("(Deployment ")[1].split(")")[0]
                   for r in planned["risks"][1:]) == ["image-tagger", "image-tagger-shadow"]
