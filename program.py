@@ -132,7 +132,7 @@ def image_build(model: ModelRelease, settings: StackSettings) -> ImageBuild | No
     build = model.spec.image.build
     if build and model.build_context and model.dockerfile:
         return ImageBuild(model.build_context, model.dockerfile, dict(build.args),
-                          settings.image_platform)
+                          settings.image_platform, model.build_digest)
     return None
 
 

@@ -15,7 +15,7 @@ import pulumi_aws as aws
 import pulumi_docker as docker
 
 from components.provenance import Provenance
-from modelfleet.manifest.semver import label_safe
+from modelfleet.release.images import image_tag
 
 DEFAULT_PLATFORM = "linux/amd64"
 
@@ -30,6 +30,8 @@ class ImageBuild:
     """Absolute path of the Dockerfile."""
     args: Mapping[str, str] = field(default_factory=dict)
     platform: str = DEFAULT_PLATFORM
+    digest: str | None = None
+    """sha256 of what the image is built from (context files, Dockerfile, args): in its tag."""
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,14 @@ def build_args(provenance: Provenance, build: ImageBuild) -> dict[str, str]:
 def built_image(name: str, provenance: Provenance, build: ImageBuild,
                 repository: aws.ecr.Repository,
                 opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
-    """Build, tag with the version, push with ECR credentials; the digest-pinned reference."""
+    """Build, tag with the version and its build digest (`image_tag`), push with ECR
+    credentials; the digest-pinned reference."""
     token = aws.ecr.get_authorization_token_output(
         registry_id=repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=opts.parent))
     image = docker.Image(
         name,
         image_name=pulumi.Output.concat(repository.repository_url, ":",
-                                        label_safe(provenance.version)),
+                                        image_tag(provenance.version, build.digest)),
         build=docker.DockerBuildArgs(
             context=build.context,
             dockerfile=build.dockerfile,

@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
+from pulumi.runtime import known_types, rpc
 from pulumi.runtime import resource as runtime_resource
 from pulumi.runtime.proto import source_pb2
 
@@ -116,16 +118,46 @@ def collector_tuned() -> Iterator[None]:
     """Fewer collections while thousands of small objects are made: linear, not quadratic.
 
     And no source positions: the SDK walks the Python stack (reading source files) for
-    every resource so that the CLI can point at code; a plan never shows them.
+    every resource so that the CLI can point at code; a plan never shows them. And no
+    garbage per Output: the SDK's `contains_unknowns` (pulumi 3.272,
+    `pulumi/runtime/rpc.py`) defines a recursive closure at every call, a reference cycle
+    (function, cell, annotation) that only the cycle collector frees: about 57,000 of
+    them, 340,000 objects, at 192 models. `acyclic_contains_unknowns` answers the same
+    without one.
     """
     previous = gc.get_threshold()
     gc.set_threshold(50000, 50, 100)
     trace = getattr(runtime_resource, "_get_stack_trace", None)
     if trace is not None:
         runtime_resource._get_stack_trace = source_pb2.StackTrace  # an empty trace
+    contains = rpc.contains_unknowns
+    rpc.contains_unknowns = acyclic_contains_unknowns
     try:
         yield
     finally:
+        rpc.contains_unknowns = contains
         gc.set_threshold(*previous)
         if trace is not None:
             runtime_resource._get_stack_trace = trace
+
+
+def acyclic_contains_unknowns(val: Any) -> bool:
+    """Whether `value` (an input: dicts, lists, scalars) holds an unknown anywhere.
+
+    `pulumi.runtime.rpc.contains_unknowns` at pulumi 3.272, step for step (an object seen
+    before counts as known), as a plain recursive function instead of a closure.
+    """
+    return _unknown_in(val, set())
+
+
+def _unknown_in(value: Any, seen: set[int]) -> bool:
+    if known_types.is_unknown(value):
+        return True
+    if id(value) in seen:
+        return False
+    seen.add(id(value))
+    if isinstance(value, dict):
+        return any(_unknown_in(value[key], seen) for key in value)
+    if isinstance(value, list):
+        return any(_unknown_in(item, seen) for item in value)
+    return False

@@ -7,6 +7,7 @@ travel in the registration request, so the monitor records that.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,8 +57,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
                  respond_to_call: CallResponder | None = None) -> None:
         self.simulate_outputs = simulate_outputs
         self.respond_to_call = respond_to_call
+        self._last = threading.local()
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        self._last.inputs = args.inputs
         outputs = dict(args.inputs)
         resource_id = f"{args.name}-id"
         if self.simulate_outputs is not None:
@@ -72,6 +75,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return self.respond_to_call(args)
         return {}
 
+    def take_inputs(self) -> dict[str, Any] | None:
+        """The inputs of the registration `new_resource` last answered on this thread, once.
+
+        `MockMonitor.RegisterResource` (pulumi 3.272, `pulumi/runtime/mocks.py`) deserializes
+        the request's properties and hands them to `new_resource` on the thread that serves
+        the request: the recorder keeps those instead of deserializing them a second time.
+        """
+        inputs: dict[str, Any] | None = getattr(self._last, "inputs", None)
+        self._last.inputs = None
+        return inputs
+
 
 class RecordingMonitor(MockMonitor):
     """A mock monitor that keeps every registration, in order, and the stack's outputs."""
@@ -79,6 +93,7 @@ class RecordingMonitor(MockMonitor):
     def __init__(self, mocks: RecordingMocks,
                  on_registration: Callable[[Registration], None] | None = None) -> None:
         super().__init__(mocks)
+        self.recording = mocks
         self.registrations: list[Registration] = []
         self.stack_outputs: dict[str, Any] = {}
         self.on_registration = on_registration
@@ -88,7 +103,10 @@ class RecordingMonitor(MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return response
         secrets: set[str] = set()
-        inputs = unwrap_secrets(rpc.deserialize_properties(request.object), "", secrets)
+        given = self.recording.take_inputs()
+        if given is None:
+            given = rpc.deserialize_properties(request.object)
+        inputs = unwrap_secrets(given, "", secrets)
         outputs = self.resources[response.urn].state if response.urn in self.resources else {}
         self.registrations.append(Registration(
             type=request.type,

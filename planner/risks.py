@@ -10,7 +10,8 @@ exported of each model (`manifest.deployed`, `manifest.builds`):
 | `gpu-surge` | warning | GPU pods surge, or run beside Flagger's primary: spare GPUs needed |
 | `serving-stops` | warning (danger in prod) | a rollout (or Flagger's promotion) stops every pod |
 | `artifact-mutated` | danger | a version (stable or candidate) names another artifact than before |
-| `image-mutated` | danger | a version's image (build, prebuilt reference) changes |
+| `image-mutated` | danger | a version's image changes and carries the model itself |
+| `runtime-change` | warning | a version's image changes, its artifact stays: the pods roll |
 | `strategy-switch` | danger | a model moves to Flagger or back: Services and route change hands |
 | `image-tag-exists` | danger | an image is built again for a version built before (promotion) |
 | `iam-widened` | warning | an IAM policy allows an action or resource it did not (or denies less) |
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelfleet.diff.report import plural
+from modelfleet.release.images import image_carries_model, image_tag, slot_spec
 from modelfleet.release.updates import REBUILT_TAG, artifact_changes, slot_version
 from planner.describe import artifact_files, image_candidate, scaling, short_type
 from planner.llm import cold_start_problem, gpu_memory_problem, llm_of, stack_numbers
@@ -38,7 +40,7 @@ from planner.plan import Plan
 from planner.render import plain
 from planner.review import ModelView, document_changes, production
 from planner.rollout import DEPLOYMENT, Rollout, canary_targeting, rollout_of, scalers_of
-from planner.summary import DOCKER_IMAGE
+from planner.summary import DOCKER_IMAGE, rollout_lines
 
 LEVELS = ("info", "warning", "danger")
 GUARDED = {
@@ -243,12 +245,14 @@ def _rebuilt_tags(view: ModelView, model: str | None) -> list[Risk]:
             continue
         candidate = image_candidate(model, change.name)
         version = slot_version(view.new, candidate)
-        if version is None or not view.old_versions.get(version, {}).get("build") \
-                or slot_version(view.old, candidate) == version:
+        if version is None or slot_version(view.old, candidate) == version:
             continue
+        built = view.old_versions.get(version, {}).get("build")
+        if not built or built != view.new_versions.get(version, {}).get("build"):
+            continue  # never built, or built from other settings: another tag
         which = f"candidate '{candidate}'" if candidate else "the stable version"
         risks.append(Risk("danger", model, "image-tag-exists", (
-            f"{which}: {REBUILT_TAG.format(version=version)}")))
+            f"{which}: {REBUILT_TAG.format(version=version, tag=image_tag(version, built))}")))
     return risks
 
 
@@ -293,42 +297,68 @@ def _strategy(model: dict[str, Any] | None) -> str | None:
 
 
 def _mutations(view: ModelView, model: str | None) -> list[Risk]:
-    """A version names one artifact and one image forever."""
+    """A version names one artifact forever, and its image too where the image carries the
+    model; another runtime image under the same version is a runtime change."""
     if model is None or view.old is None or view.new is None:
         return []
-    risks = _version_reuses(view, model)
-    if view.version_changed:
-        return risks
-    version = view.new_version
-    fields = view.fields("artifact.")
-    old, new = artifact_files(view.name, view.base), artifact_files(view.name, view.head)
-    altered = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-    if fields or altered:
-        what = [f"{f.path} {_short(f.old)} → {_short(f.new)}" for f in fields]
-        what += [f"uploaded file {key}" for key in altered]
-        risks.append(Risk("danger", model, "artifact-mutated", (
-            f"the artifact changes ({'; '.join(what)}) but the version stays {version}: a "
-            "version must name one artifact forever; bump the version")))
-    refs = view.fields("image.")
-    if view.old_build and view.new_build and view.old_build != view.new_build:
-        risks.append(Risk("danger", model, "image-mutated", (
-            f"the image's build context or build arguments change but the version stays "
-            f"{version}: the image would be rebuilt under the same tag, which the immutable "
-            "repository refuses; bump the version")))
-    elif refs:
-        risks.append(Risk("danger", model, "image-mutated", (
-            "the image changes (" + "; ".join(f"{f.path} {_short(f.old)} → {_short(f.new)}"
-                                              for f in refs)
-            + f") but the version stays {version}: a version must name one image forever; "
-            "bump the version")))
+    risks, images = _version_reuses(view, model)
+    if not view.version_changed:
+        version = view.new_version
+        fields = view.fields("artifact.")
+        old, new = artifact_files(view.name, view.base), artifact_files(view.name, view.head)
+        altered = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if fields or altered:
+            what = [f"{f.path} {_short(f.old)} → {_short(f.new)}" for f in fields]
+            what += [f"uploaded file {key}" for key in altered]
+            risks.append(Risk("danger", model, "artifact-mutated", (
+                f"the artifact changes ({'; '.join(what)}) but the version stays {version}: a "
+                "version must name one artifact forever; bump the version")))
+        refs = view.fields("image.")
+        if view.old_build and view.new_build and view.old_build != view.new_build:
+            images.insert(0, (None, str(version),
+                              "its build context or build arguments change"))
+        elif refs:
+            images.insert(0, (None, str(version), "; ".join(
+                f"{f.path} {_short(f.old)} → {_short(f.new)}" for f in refs)))
+    return risks + _image_changes(view, model, images)
+
+
+ImageChange = tuple[str | None, str, str]
+"""A slot whose image changes under an unchanged version: (candidate or None, version, how)."""
+
+
+def _image_changes(view: ModelView, model: str, images: list[ImageChange]) -> list[Risk]:
+    """`image-mutated` for each image that carries its model, one `runtime-change` for the
+    rest: the model's pods roll onto a new runtime and serve the same artifacts."""
+    risks, runtimes = [], []
+    for candidate, version, how in images:
+        which = f"candidate '{candidate}' version {version}" if candidate \
+            else f"version {version}"
+        carried = image_carries_model(slot_spec(view.new, candidate))
+        if carried:
+            risks.append(Risk("danger", model, "image-mutated", (
+                f"the image of {which} changes ({how}) and carries the model ({carried}): "
+                f"{which} would name other content; bump the version")))
+        else:
+            runtimes.append(f"{which} ({how})")
+    if runtimes:
+        rolls = rollout_lines(view)
+        risks.append(Risk("warning", model, "runtime-change", (
+            "a runtime change, not a model change: "
+            + (f"the image of {runtimes[0]} changes" if len(runtimes) == 1
+               else f"the images of {' and of '.join(runtimes)} change")
+            + " while the version and its artifact stay; "
+            + ("; ".join(rolls) if rolls else "no pods restart")
+            + ". Check the new runtime as you would a new version")))
     return risks
 
 
-def _version_reuses(view: ModelView, model: str) -> list[Risk]:
+def _version_reuses(view: ModelView, model: str) -> tuple[list[Risk], list[ImageChange]]:
     """A version deployed before (as the stable version or a candidate) that now names another
     artifact: a candidate kept under its version, or a version that moves between the
-    stable slot and a candidate. The stable version kept in place is `_mutations`' own."""
-    risks = []
+    stable slot and a candidate. The stable version kept in place is `_mutations`' own.
+    With them, each such version whose image is now built from other settings."""
+    risks, images = [], []
     for version, identity in sorted(view.new_versions.items()):
         old = view.old_versions.get(version)
         if old is None or (version == view.new_version and not view.version_changed):
@@ -340,11 +370,18 @@ def _version_reuses(view: ModelView, model: str) -> list[Risk]:
                 f"another artifact ({'; '.join(changes)}): a version must name one artifact "
                 "forever; bump the version")))
         if old.get("build") and identity.get("build") and old["build"] != identity["build"]:
-            risks.append(Risk("danger", model, "image-mutated", (
-                f"{_deployed_as(view.new, version)} version {version} was built before from "
-                "another build context or build arguments: its image would be rebuilt under "
-                "the same tag, which the immutable repository refuses; bump the version")))
-    return risks
+            images.append((_candidate_of(view.new, version), version,
+                           "built before from another build context or build arguments"))
+    return risks, images
+
+
+def _candidate_of(model: dict[str, Any] | None, version: str) -> str | None:
+    """The candidate that deploys `version` in a model as written; None for the stable slot."""
+    serving = (model or {}).get("serving") or {}
+    for candidate in serving.get("candidates") or ():
+        if str(candidate.get("version")) == version:
+            return str(candidate.get("name"))
+    return None
 
 
 def _deployed_as(model: dict[str, Any] | None, version: str) -> str:

@@ -88,7 +88,9 @@ def simulate(program: Callable[[], None], *, project: str = "modelfleet", stack:
     logger.propagate = False
     collector = _Collector()
     logger.addHandler(collector)
-    logger.setLevel(logging.DEBUG)
+    # The collector keeps info and above; at DEBUG the SDK's per-resource debug lines
+    # ("Preparing resource", "Registering resource") were each made into a record, then dropped.
+    logger.setLevel(logging.INFO)
 
     set_all_config(dict(config or {}), list(secret_keys))
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview,

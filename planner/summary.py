@@ -111,7 +111,7 @@ def _removed(view: ModelView) -> ModelSummary:
 
 
 def _changed(view: ModelView) -> ModelSummary:
-    rolls = _rollouts(view)
+    rolls = rollout_lines(view)
     lines = [*rolls, *_image(view, bool(rolls)), *_artifact(view), *_scaling(view),
              *_candidates(view), *_traffic(view), *_runs(view), *_permissions(view),
              *_replaced(view), *_adapters(view),
@@ -154,7 +154,8 @@ def _stack_wide(view: ModelView) -> ModelSummary | None:
     return ModelSummary(view.name, "changed", None, None, headline, (_resources_line(news),))
 
 
-def _rollouts(view: ModelView) -> list[str]:
+def rollout_lines(view: ModelView) -> list[str]:
+    """Whose pods start, restart (and how many at a time) or stop, one line per Deployment."""
     lines = []
     scalers = scalers_of(view.head)
     for change in view.changes:

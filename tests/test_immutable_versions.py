@@ -227,9 +227,10 @@ def test_a_record_from_before_versions_were_recorded_still_guards_candidates(
         "bump the version."]
 
 
-def test_a_version_built_once_keeps_its_build_while_deployed_from_a_prebuilt_image(
+def test_a_version_keeps_its_build_and_a_rebuild_from_another_context_is_a_runtime_change(
         project: GitRepo) -> None:
-    """Its tag exists in the repository: a later rebuild from another context is refused."""
+    """A server fix under an unchanged version: the image gets a tag of its own (version and
+    build digest), the artifact stays, and the update says what it is, not "bump"."""
     project.write("images/Dockerfile", "FROM python:3.11-slim\n")
     built = manifest(PINNED).replace(f'image: {{ref: "{REF}"}}', "image: {build: {context: "
                                      "images}}", 1)
@@ -242,10 +243,48 @@ def test_a_version_built_once_keeps_its_build_while_deployed_from_a_prebuilt_ima
     project.write("images/Dockerfile", "FROM python:3.11-slim\nRUN true\n")
     project.write("models.yaml", built)
     third = deploy(project.root / "models.yaml", previous=second.outputs)
+    new_build = third.outputs["manifest"]["builds"]["fraud"].removeprefix("sha256:")
     assert [line for line in third.messages("info") if "warning:" in line] == [
-        "modelfleet: warning: model 'fraud': its image build context changed but its version "
-        "1.4.2 did not; image tags are immutable, so the push would be refused. Bump the "
-        "version."]
+        "modelfleet: warning: model 'fraud': runtime change: its image build context or build "
+        f"arguments changed (new tag 1.4.2-{new_build[:12]}) under version 1.4.2, whose "
+        "artifact stays; its pods roll onto the new image. Check the new runtime as you would "
+        "a new version (a candidate, or a stack before this one)."]
+    assert warnings(third) == [], "the artifact is the version's content: it did not change"
+    assert third.outputs["versionHistory"]["fraud"]["1.4.2"]["build"] == f"sha256:{new_build}"
+
+
+def test_an_image_built_with_the_model_inside_must_bump_its_version(project: GitRepo) -> None:
+    """A build context that holds the uploaded artifact carries the model: a new image is
+    new content under the same version."""
+    project.write("Dockerfile", "FROM python:3.11-slim\n")
+    carried = manifest(PINNED).replace(f'image: {{ref: "{REF}"}}\n    batch',
+                                       "image: {build: {context: .}}\n    batch", 1)
+    assert "context: ." in carried
+    project.write("models.yaml", carried)
+    first = deploy(project.root / "models.yaml")
+    project.write("Dockerfile", "FROM python:3.11-slim\nRUN true\n")
+    second = deploy(project.root / "models.yaml", previous=first.outputs)
+    assert [line for line in second.messages("info") if "warning:" in line] == [
+        "modelfleet: warning: model 'churn': its image build context or build arguments "
+        "changed (new tag 2.1.0-"
+        + second.outputs["manifest"]["builds"]["churn"].removeprefix("sha256:")[:12]
+        + ") but its version 2.1.0 did not, and the image carries the model (its build "
+        "context . holds its artifact path artifacts/churn): version 2.1.0 would name other "
+        "content. Bump the version."]
+
+
+def test_a_new_prebuilt_runtime_under_the_same_version_is_a_runtime_change(
+        project: GitRepo) -> None:
+    """An `image.ref` digest bump (a new vLLM, a new server) while the weights stay."""
+    first = deploy(project.root / "models.yaml")
+    bumped = REF.replace("f" * 64, "e" * 64)
+    project.write("models.yaml", manifest(PINNED).replace(REF, bumped, 1))
+    second = deploy(project.root / "models.yaml", previous=first.outputs)
+    assert [line for line in second.messages("info") if "warning:" in line] == [
+        f"modelfleet: warning: model 'fraud': runtime change: its image.ref changed ({REF} → "
+        f"{bumped}) under version 1.4.2, whose artifact stays; its pods roll onto the new "
+        "image. Check the new runtime as you would a new version (a candidate, or a stack "
+        "before this one)."]
 
 
 def test_the_history_keeps_an_uploaded_artifact_as_one_digest_and_still_guards_it(
@@ -274,10 +313,11 @@ def test_a_promoted_candidates_image_would_be_built_again_and_the_update_says_so
         f'image: {{ref: "{REF}"}}', build, 1)
     project.write("models.yaml", promoted)
     again = deploy(project.root / "models.yaml", previous=first.outputs, config=GATEWAY)
+    tag = again.outputs["manifest"]["builds"]["fraud"].removeprefix("sha256:")[:12]
     assert [line for line in again.messages("info") if "warning:" in line] == [
         "modelfleet: warning: model 'fraud': version 1.5.0 moves here from another slot "
         "(promoted, rolled back, or a candidate again), so its image is built again, but this "
-        "stack pushed tag 1.5.0 before and image tags are immutable: unless the build "
+        f"stack pushed tag 1.5.0-{tag} before and image tags are immutable: unless the build "
         "reproduces that image byte for byte, the push is refused. Set `image.ref` to the "
         "pushed image (`<repository>@sha256:…`, see `registry show`) for this step, or bump "
         "the version."]

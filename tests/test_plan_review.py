@@ -202,24 +202,27 @@ def test_new_content_of_an_uploaded_artifact_under_the_same_version_is_a_danger(
         by_model(planned)["churn-scorer"]["lines"]
 
 
-def test_a_changed_build_context_under_the_same_version_rebuilds_and_is_a_danger(
+def test_a_changed_build_context_under_the_same_version_is_a_runtime_change(
         project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
     dockerfile = project.root / "images/torch.Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "\n# rebuilt\n")
     project.commit("torch image: a comment")
     planned = document(project, capsys)
     # Only the GPU model builds from torch.Dockerfile (the context ignores Dockerfiles).
-    # The tagger and its shadow candidate build from it, and both roll without a surge pod.
-    # The candidate's image is tagged with its own version: rebuilt under it, refused too.
-    assert kinds(planned) == [("danger", "image-tagger", "image-mutated"),
-                              ("danger", "image-tagger", "image-mutated"),
+    # The tagger and its shadow candidate build from it, and both roll without a surge pod:
+    # one runtime change for the model, naming both versions and what rolls.
+    assert kinds(planned) == [("warning", "image-tagger", "runtime-change"),
                               ("warning", "image-tagger", "serving-stops"),
                               ("warning", "image-tagger", "serving-stops")]
-    assert any(r["message"].startswith("candidate 'shadow' version 1.1.0-rc.1 was built before "
-                                       "from another build context")
-               for r in planned["risks"][:2]), planned["risks"][:2]
+    message = planned["risks"][0]["message"]
+    assert message.startswith(
+        "a runtime change, not a model change: the images of version 1.0.0 (its build "
+        "context or build arguments change) and of candidate 'shadow' version 1.1.0-rc.1 "
+        "(built before from another build context or build arguments) change while the "
+        "version and its artifact stay; server pods restart (Deployment image-tagger): "), message
+    assert "server pods restart (Deployment image-tagger-shadow)" in message
     assert sorted(r["message"].split("(Deployment ")[1].split(")")[0]
-                  for r in planned["risks"][2:]) == ["image-tagger", "image-tagger-shadow"]
+                  for r in planned["risks"][1:]) == ["image-tagger", "image-tagger-shadow"]
     # The digest is new although no input of the Deployment changed in text: it rolls.
     (deployment,) = [c for c in planned["changes"] if c["name"] == "image-tagger"
                      and c["type"] == "kubernetes:apps/v1:Deployment"]
@@ -229,6 +232,60 @@ def test_a_changed_build_context_under_the_same_version_rebuilds_and_is_a_danger
     assert summary["headline"] == "changes at version 1.0.0 (the version stays)"
     assert summary["lines"][0].startswith("server pods restart (Deployment image-tagger)")
     assert "image rebuilt: its build context or build arguments changed" in summary["lines"]
+
+
+def test_a_model_server_fix_is_a_runtime_change_of_every_built_model_not_a_danger(
+        project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every built image contains images/modelserver: a fix there rebuilds them all, under
+    the versions they have, and serves the same artifacts."""
+    server = project.root / "images/modelserver/settings.py"
+    server.write_text(server.read_text() + "\n# a fix\n")
+    project.commit("model server: a fix")
+    code, out, err = plan(project, capsys, "--stack", "dev", "--base", "HEAD~1", "--format",
+                          "json", "--fail-on", "danger")
+    assert code == 0, err
+    planned = json.loads(out)
+    changed = {r["model"] for r in planned["risks"] if r["kind"] == "runtime-change"}
+    assert changed == {"fraud-detector", "churn-scorer", "image-tagger"}, \
+        "one warning per built model; product-recommender runs a prebuilt image"
+    assert all(r["level"] == "warning" for r in planned["risks"] if r["kind"] ==
+               "runtime-change")
+    assert [r for r in planned["risks"] if r["level"] == "danger"] == []
+    (churn,) = [r for r in planned["risks"] if r["model"] == "churn-scorer"]
+    assert "worker pods restart (Deployment churn-scorer-worker)" in churn["message"]
+
+
+def test_a_new_prebuilt_runtime_under_the_same_version_is_a_runtime_change(
+        project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    """A new `image.ref` digest (a vLLM or server bump) under an unchanged version."""
+    old = "registry.example.com/ml/recommender@sha256:4e3f1a2b"
+    new = "registry.example.com/ml/recommender@sha256:0e3f1a2b"
+    edit(project, "models.yaml", old, new, "recommender: a new server image")
+    planned = document(project, capsys)
+    assert kinds(planned) == [("warning", "product-recommender", "runtime-change")]
+    message = planned["risks"][0]["message"]
+    assert message.startswith("a runtime change, not a model change: the image of version "
+                              "3.0.1 (image.ref registry.example.com/ml/recommender@sha256:4e3f")
+    assert "server pods restart (Deployment product-recommender): new pods at a time: 1 at 2 " \
+           "replicas, up to 2 at 8" in message
+    assert "worker pods restart (Deployment product-recommender-worker)" in message
+
+
+def test_an_image_whose_build_context_holds_the_artifact_is_still_a_danger(
+        project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    """Built from the project's root, the churn scorer's image can hold its uploaded artifact:
+    a new image under version 2.1.0 is new content, whatever the runtime."""
+    edit(project, "models.yaml",
+         "build: {context: images, dockerfile: images/sklearn.Dockerfile}\n    batch:",
+         "build: {context: ., dockerfile: images/sklearn.Dockerfile}\n    batch:",
+         "churn scorer: built from the root")
+    planned = document(project, capsys)
+    (risk,) = [r for r in planned["risks"] if r["model"] == "churn-scorer"
+               and r["level"] == "danger"]
+    assert risk["kind"] == "image-mutated"
+    assert "carries the model (its build context . holds its artifact path " \
+           "artifacts/churn-scorer)" in risk["message"]
+    assert "runtime-change" not in [r["kind"] for r in planned["risks"]]
 
 
 def test_a_run_reading_another_bucket_widens_the_worker_policy(

@@ -186,7 +186,9 @@ def test_build_pushes_a_version_tag_with_ecr_credentials_and_deploys_the_digest(
     image = dev.find(IMAGE, "fraud-image")
     repository = dev.find(REPOSITORY, "fraud-repo")
     url = repository.outputs["repositoryUrl"]
-    assert image.inputs["imageName"] == f"{url}:1.4.2"
+    build_digest = dev.outputs["manifest"]["builds"]["fraud"].removeprefix("sha256:")
+    assert image.inputs["imageName"] == f"{url}:1.4.2-{build_digest[:12]}", \
+        "tagged with the version and what it is built from: a runtime change gets a tag of its own"
     build = image.inputs["build"]
     assert build["args"] == {"PYTHON_VERSION": "3.11", "MODEL_NAME": "fraud",
                              "MODEL_VERSION": "1.4.2"}
@@ -304,7 +306,7 @@ def test_a_version_bump_changes_that_models_image_tag_metadata_and_the_index_onl
     registry = {r.key for r in dev.registrations if r.name.startswith("registry-")}
     assert touched & registry == {(OBJECT, "registry-index-object")}
     image = bumped.find(IMAGE, "fraud-image").inputs
-    assert image["imageName"].endswith(":1.5.0")
+    assert image["imageName"].rpartition(":")[2].startswith("1.5.0-")
     assert bumped.find(REPOSITORY, "fraud-repo").inputs["name"] == "modelfleet/dev/fraud"
     assert bumped.find(OBJECT, "fraud-metadata").inputs["key"] == \
         "models/fraud/1.5.0/metadata.json"

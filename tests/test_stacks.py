@@ -213,8 +213,8 @@ def test_a_version_bump_is_reported_model_by_model(project: GitRepo,
     ]
 
 
-def test_a_rebuild_under_the_same_version_is_flagged(project: GitRepo,
-                                                     runs: dict[str, Simulation]) -> None:
+def test_a_rebuild_under_the_same_version_is_reported_as_a_runtime_change(
+        project: GitRepo, runs: dict[str, Simulation]) -> None:
     dockerfile = project.root / "images/sklearn.Dockerfile"
     original = dockerfile.read_text()
     dockerfile.write_text(original + "\n# a change to the image\n")
@@ -223,13 +223,18 @@ def test_a_rebuild_under_the_same_version_is_flagged(project: GitRepo,
     finally:
         dockerfile.write_text(original)
     warnings = [line for line in rebuilt.messages("info") if "warning:" in line]
+    builds = {r.name: r.inputs["imageName"].rpartition(":")[2]
+              for r in rebuilt.of_type("docker:index/image:Image")}
     # The fraud detector's candidate builds the same context, tagged with its own version.
     assert sorted(warnings) == [
-        f"modelfleet: warning: model {name}: its image build context changed but its version "
-        f"{version} did not; image tags are immutable, so the push would be refused. "
-        "Bump the version." for name, version in (
-            ("'churn-scorer'", "2.1.0"), ("'fraud-detector' (candidate 'challenger')", "1.5.0"),
-            ("'fraud-detector'", "1.4.2"))]
+        f"modelfleet: warning: model {name}: runtime change: its image build context or build "
+        f"arguments changed (new tag {builds[image]}) under version {version}, whose artifact "
+        "stays; its pods roll onto the new image. Check the new runtime as you would a new "
+        "version (a candidate, or a stack before this one)." for name, version, image in (
+            ("'churn-scorer'", "2.1.0", "churn-scorer-image"),
+            ("'fraud-detector' (candidate 'challenger')", "1.5.0",
+             "fraud-detector-challenger-image"),
+            ("'fraud-detector'", "1.4.2", "fraud-detector-image"))]
 
 
 def test_a_secret_kubeconfig_is_used_as_a_kubeconfig_and_never_read(project: GitRepo) -> None:

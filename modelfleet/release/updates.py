@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from modelfleet.diff.compare import as_written, diff_models
 from modelfleet.diff.report import render_text
 from modelfleet.manifest.schema import ModelSpec
+from modelfleet.release.images import image_carries_model, image_tag, slot_spec
 from modelfleet.release.release import ModelRelease, Release
 
 PREFIX = "modelfleet: "
@@ -267,10 +268,16 @@ def changed_run_warnings(before: list[ModelSpec], release: Release) -> list[str]
 
 
 def immutable_tag_warnings(previous: Mapping[str, Any] | None, release: Release) -> list[str]:
-    """A rebuild under a version built before would be refused: image tags are immutable.
+    """What a new image under an unchanged version means, and a rebuild that would be refused.
 
-    Checked for the stable version and every candidate (each image is tagged with its
-    own version), against every version the stack recorded.
+    Checked for the stable version and every candidate (each image is tagged with its own
+    version and build digest, `image_tag`), against every version the stack recorded:
+
+    - the image is built from another context or other arguments, or its prebuilt
+      `image.ref` changes, while the version stays: a runtime change (the pods roll onto the
+      new image, the artifact stays), unless the image carries the model
+      (`image_carries_model`): then the version's content changes, and it must be bumped;
+    - the same build of a version moves to another slot (a promotion): its tag exists.
     """
     recorded = previous_versions(previous)
     record = (previous or {}).get("manifest")
@@ -280,6 +287,7 @@ def immutable_tag_warnings(previous: Mapping[str, Any] | None, release: Release)
     warnings = []
     for model in release.models:
         name = model.spec.name
+        written = as_written(model.spec)
         for each in (model, *model.candidates):
             version = each.spec.version
             built = recorded.get(name, {}).get(version, {}).get("build")
@@ -288,21 +296,52 @@ def immutable_tag_warnings(previous: Mapping[str, Any] | None, release: Release)
                     and before.get("version") == version:
                 built = builds.get(name)  # a record from before builds were kept per version
             which = f" (candidate '{each.candidate}')" if each.candidate else ""
+            now = slot_spec(written, each.candidate)
             if each.build_digest and built not in (None, each.build_digest):
-                warnings.append(
-                    f"{PREFIX}warning: model '{name}'{which}: its image build context changed "
-                    f"but its version {version} did not; image tags are immutable, so the "
-                    "push would be refused. Bump the version.")
+                warnings.append(_image_change(
+                    name, which, version, now, "its image build context or build arguments "
+                    f"changed (new tag {image_tag(version, each.build_digest)})"))
             elif each.build_digest and built == each.build_digest \
                     and slot_version(before, each.candidate) != version:
-                reason = REBUILT_TAG.format(version=version)
+                reason = REBUILT_TAG.format(version=version,
+                                            tag=image_tag(version, each.build_digest))
                 warnings.append(f"{PREFIX}warning: model '{name}'{which}: {reason}")
+            elif (old_ref := _same_version_ref(before, each.candidate, version)) \
+                    and (new_ref := _ref(now)) and old_ref != new_ref:
+                warnings.append(_image_change(
+                    name, which, version, now, f"its image.ref changed ({old_ref} → {new_ref})"))
     return warnings
+
+
+def _image_change(name: str, which: str, version: str, slot: Mapping[str, Any] | None,
+                  what: str) -> str:
+    carried = image_carries_model(slot)
+    if carried:
+        return (f"{PREFIX}warning: model '{name}'{which}: {what} but its version {version} did "
+                f"not, and the image carries the model ({carried}): version {version} would "
+                "name other content. Bump the version.")
+    return (f"{PREFIX}warning: model '{name}'{which}: runtime change: {what} under version "
+            f"{version}, whose artifact stays; its pods roll onto the new image. Check the "
+            "new runtime as you would a new version (a candidate, or a stack before this one).")
+
+
+def _same_version_ref(deployed: Any, candidate: str | None, version: str) -> str | None:
+    """The prebuilt image a slot ran at `version` in the last deployment, if it did."""
+    slot = slot_spec(deployed, candidate) if isinstance(deployed, Mapping) else None
+    if slot is None or str(slot.get("version")) != version:
+        return None
+    return _ref(slot)
+
+
+def _ref(slot: Mapping[str, Any] | None) -> str | None:
+    image = (slot or {}).get("image")
+    ref = image.get("ref") if isinstance(image, Mapping) else None
+    return str(ref) if ref else None
 
 
 REBUILT_TAG = (
     "version {version} moves here from another slot (promoted, rolled back, or a candidate "
-    "again), so its image is built again, but this stack pushed tag {version} before and "
+    "again), so its image is built again, but this stack pushed tag {tag} before and "
     "image tags are immutable: unless the build reproduces that image byte for byte, the push "
     "is refused. Set `image.ref` to the pushed image (`<repository>@sha256:…`, see `registry "
     "show`) for this step, or bump the version.")
