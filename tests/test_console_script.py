@@ -53,7 +53,7 @@ def test_the_console_script_runs_from_a_subfolder_of_the_project(
     copy, venv = installed
     result = command([str(venv / "bin/modelfleet"), "validate"], cwd=copy / "images/modelserver")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "models.yaml: valid, 4 models; environments checked: dev, prod\n"
+    assert result.stdout == "models.yaml: valid, 6 models; environments checked: dev, prod\n"
     listed = command([str(venv / "bin/modelfleet"), "stacks"], cwd=copy / "stacks")
     assert listed.returncode == 0, listed.stderr
     assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == sorted(
@@ -66,7 +66,7 @@ def test_python_m_modelfleet_still_runs_from_the_project_folder(
     copy, _ = installed
     result = command([sys.executable, "-m", "modelfleet", "validate"], cwd=copy)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("models.yaml: valid, 4 models")
+    assert result.stdout.startswith("models.yaml: valid, 6 models")
 
 
 def test_outside_any_project_a_command_that_needs_one_says_so(
@@ -82,7 +82,7 @@ def test_a_file_given_from_a_subfolder_is_relative_to_that_subfolder(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(PROJECT / "stacks")
     assert main(["validate", "../models.yaml"]) == 0
-    assert capsys.readouterr().out.startswith("models.yaml: valid, 4 models")
+    assert capsys.readouterr().out.startswith("models.yaml: valid, 6 models")
     assert main(["validate", "models.yaml"]) == 1
     assert capsys.readouterr().err == "error: stacks/models.yaml: no such file\n"
     assert Path.cwd() == PROJECT / "stacks"

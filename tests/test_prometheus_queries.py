@@ -239,7 +239,7 @@ def test_concurrency_reads_the_requests_outstanding_under_load_and_zero_at_rest(
 def test_rps_reads_the_rate_sent(observed: Observed) -> None:
     query = request_query("rps", NAMESPACE, MODEL, window=f"{WINDOW}s")
     sent = len(observed.in_window(STABLE_PODS)) / WINDOW
-    assert sent > 50
+    assert sent > 5, "too few requests in the window to compare rates"
     assert observed.prometheus.value(query, observed.load_at) == pytest.approx(sent, rel=0.1)
     # No inference yet: no series, which KEDA reads as 0 (`ignoreNullValues`, default true).
     assert [v for _, v in observed.prometheus.query(query, observed.rest_at)] in ([], [0.0])
@@ -309,13 +309,15 @@ def test_the_alert_rules_record_what_was_sent_and_fire_for_the_version_that_burn
     assert errors == {"1.5.0": pytest.approx(failed, abs=0.03)}, "1.4.2 has no 5xx: no ratio"
     burning = prometheus.query(alert("ModelErrorBudgetBurn"), at)
     assert [labels["version"] for labels, _ in burning] == ["1.5.0"]
-    # Every request the model answers takes over 50 ms (errors too); malformed ones (400)
-    # never reach it and are fast.
+    # Every request the model answers takes over 50 ms (errors too). Malformed ones (400)
+    # never reach the model, but wait their turn behind those on the server's one inference
+    # thread (first come, first served), so they are slow too unless none was ahead of them.
     stable = [s for s in observed.sent if s.pod in STABLE_PODS and s.end <= at]
     slow = by_version(prometheus.query("model_version:modelserver_request_slow:ratio_rate1h", at))
-    assert slow == {
-        "1.4.2": pytest.approx(sum(s.status != 400 for s in stable) / len(stable), abs=0.02),
-        "1.5.0": pytest.approx(1.0, abs=0.02)}
+    answered = sum(s.status != 400 for s in stable) / len(stable)
+    assert answered - 0.02 <= slow["1.4.2"] <= 1.0
+    assert slow["1.5.0"] == pytest.approx(1.0, abs=0.02)
+    assert slow.keys() == {"1.4.2", "1.5.0"}
     assert sorted(labels["version"] for labels, _ in
                   prometheus.query(alert("ModelLatencyBudgetBurn"), at)) == ["1.4.2", "1.5.0"]
 

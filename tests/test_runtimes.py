@@ -319,11 +319,18 @@ def test_a_custom_oip_runtime_is_probed_and_scraped_where_the_manifest_says(
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert container["startupProbe"]["failureThreshold"] == 60
-    assert template["metadata"]["annotations"]["prometheus.io/port"] == "8002"
+    assert "annotations" not in template["metadata"]  # the Prometheus Operator scrapes it
+    (endpoint,) = objects[("PodMonitor", "ranker")]["spec"]["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    assert {"name": "metrics", "containerPort": 8002, "protocol": "TCP"} in container["ports"]
     service_ports = objects[("Service", "ranker")]["spec"]["ports"]
     assert [(p["name"], p["port"]) for p in service_ports] == [("http", 8000)]
-    policy = objects[("NetworkPolicy", "ranker")]["spec"]["ingress"][0]["ports"]
-    assert sorted(p["port"] for p in policy) == [8000, 8002]
+    rules = objects[("NetworkPolicy", "ranker")]["spec"]["ingress"]
+    assert sorted(p["port"] for p in rules[0]["ports"]) == [8000, 8002]
+    (scraper,) = [r for r in rules
+                  if r["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"]
+                  == ["monitoring"]]
+    assert [p["port"] for p in scraper["ports"]] == [8002]  # Prometheus: the metrics port only
 
 
 def failure_of(tmp_path: Path, text: str, config: dict[str, str]) -> list[str]:
