@@ -1,13 +1,16 @@
-"""PromQL over the model server's own Prometheus metrics, for the autoscalers and the analyses.
+"""PromQL over a runtime's request metrics, for the autoscalers and the analyses.
 
-The server exports `modelserver_requests_total{route, code}`,
-`modelserver_request_duration_seconds_bucket{route}` and `modelserver_requests_in_flight`;
+Each runtime says which metrics its engine exports (`RequestMetrics`, in its module under
+`components/runtimes/`); our model server exports `modelserver_requests_total{route, code}`,
+`modelserver_request_duration_seconds_bucket{route}` and `modelserver_requests_in_flight`.
 Prometheus' standard `kubernetes-pods` job (the pods' `prometheus.io/*` annotations) adds
 `namespace` and `pod`. A Deployment's pods are `<deployment>-<hash>-<id>`, which the pattern
 below matches and no other Deployment's pods do (not `<deployment>-primary-...`).
 """
 
 from __future__ import annotations
+
+from components.runtimes.base import RequestMetrics, Series
 
 REQUEST_WINDOW = "1m"
 
@@ -17,24 +20,56 @@ def pods(namespace: str, deployment: str) -> str:
     return f'namespace="{namespace}",pod=~"{deployment}-[a-z0-9]+-[a-z0-9]+"'
 
 
-def request_query(metric: str, namespace: str, deployment: str) -> str:
+def request_query(metric: str, namespace: str, deployment: str,
+                  requests: RequestMetrics) -> str:
     """Request load summed over a Deployment's pods: requests in flight (`concurrency`) or
-    inference requests per second (`rps`). KEDA divides it by the replica count
-    (metricType AverageValue) and compares that with the target per pod."""
+    inference requests per second (`rps`), from the runtime's `requests` metrics. KEDA
+    divides it by the replica count (metricType AverageValue) and compares that with the
+    target per pod."""
+    matcher = pods(namespace, deployment)
     if metric == "concurrency":
-        return f"sum(modelserver_requests_in_flight{{{pods(namespace, deployment)}}})"
-    return (f'sum(rate(modelserver_requests_total{{{pods(namespace, deployment)},'
-            f'route="infer"}}[{REQUEST_WINDOW}]))')
+        if requests.in_flight is not None:
+            return f"sum({requests.in_flight.select(matcher)})"
+        busy = _rate(requests.duration, matcher, REQUEST_WINDOW)
+        per_second = requests.duration_per_second
+        return busy if per_second == 1 else f"{busy} / {per_second}"
+    return _total(requests, matcher, REQUEST_WINDOW)
 
 
 # Flagger's MetricTemplates: `{{ namespace }}`, `{{ target }}` (the canary Deployment) and
 # `{{ interval }}` are Flagger's own template variables.
-_CANARY = pods("{{ namespace }}", "{{ target }}") + ',route="infer"'
-SUCCESS_RATE = (
-    f'100 * sum(rate(modelserver_requests_total{{{_CANARY},code!~"5.."}}[{{{{ interval }}}}]))'
-    f' / sum(rate(modelserver_requests_total{{{_CANARY}}}[{{{{ interval }}}}]))')
-"""Percent of the canary's inference requests answered without a server error."""
-LATENCY_P99_MS = (
-    "1000 * histogram_quantile(0.99, sum by (le) (rate("
-    f"modelserver_request_duration_seconds_bucket{{{_CANARY}}}[{{{{ interval }}}}])))")
-"""The canary's p99 inference latency, in milliseconds."""
+_CANARY = pods("{{ namespace }}", "{{ target }}")
+_INTERVAL = "{{ interval }}"
+
+
+def success_rate(requests: RequestMetrics) -> str:
+    """Percent of the canary's inference requests answered without a server error."""
+    return (f"100 * {_rate(requests.succeeded, _CANARY, _INTERVAL)}"
+            f" / {_total(requests, _CANARY, _INTERVAL)}")
+
+
+def latency_ms(requests: RequestMetrics) -> str:
+    """The canary's inference latency, in milliseconds: p99 from the latency histogram, or
+    the mean (time spent over requests) when the runtime exports no histogram."""
+    if requests.latency_buckets is not None:
+        return ("1000 * histogram_quantile(0.99, sum by (le) (rate("
+                f"{requests.latency_buckets.select(_CANARY)}[{_INTERVAL}])))")
+    mean = (f"{_rate(requests.duration, _CANARY, _INTERVAL)}"
+            f" / {_total(requests, _CANARY, _INTERVAL)}")
+    per_second = requests.duration_per_second
+    if per_second >= 1000:  # microseconds: / 1000
+        return f"{mean} / {per_second // 1000}"
+    return f"{1000 // per_second} * {mean}"  # seconds: 1000 *
+
+
+def _rate(series: Series | None, matcher: str, window: str) -> str:
+    if series is None:
+        raise ValueError("the runtime exports no such metric")
+    return f"sum(rate({series.select(matcher)}[{window}]))"
+
+
+def _total(requests: RequestMetrics, matcher: str, window: str) -> str:
+    """Every inference request a second: one counter, or the sum of several."""
+    terms = [_rate(series, matcher, window) for series in requests.requests]
+    return terms[0] if len(terms) == 1 else f"({' + '.join(terms)})"
+

@@ -12,12 +12,28 @@ import pulumi_kubernetes as k8s
 
 from components.identity import read_uri
 from components.podspec import ModelContainer, http_probes, metrics_annotations, model_env
-from components.runtimes.base import COMPONENT, RuntimeInputs, RuntimeMetrics, RuntimePod
+from components.runtimes.base import (
+    COMPONENT,
+    RequestMetrics,
+    RuntimeInputs,
+    RuntimeMetrics,
+    RuntimePod,
+    Series,
+)
 from modelfleet.manifest.schema import ModelSpec, Serving
 
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
 """The Open Inference Protocol's health endpoints (KServe's open_inference_rest.yaml)."""
+
+REQUESTS = RequestMetrics(
+    family="modelserver",
+    requests=(Series("modelserver_requests_total", 'route="infer"'),),
+    succeeded=Series("modelserver_requests_total", 'route="infer",code!~"5.."'),
+    in_flight=Series("modelserver_requests_in_flight"),
+    latency_buckets=Series("modelserver_request_duration_seconds_bucket", 'route="infer"'))
+"""What images/modelserver/metrics.py exports: requests by `route` and status `code`, a
+latency histogram in seconds, and a gauge of requests in flight."""
 
 
 class ModelServerRuntime:
@@ -53,6 +69,9 @@ class ModelServerRuntime:
         if not spec.artifact.uri:
             return []
         return read_uri(spec.artifact.uri, "ReadArtifact", spec.artifact.version_id)
+
+    def requests(self, spec: ModelSpec) -> RequestMetrics | None:
+        return REQUESTS
 
 
 def _serving(spec: ModelSpec) -> Serving:

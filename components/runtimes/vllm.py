@@ -37,6 +37,7 @@ from components.identity import read_prefix
 from components.podspec import STARTUP_PERIOD_SECONDS, ModelContainer, Mount, Probes
 from components.runtimes.base import (
     COMPONENT,
+    RequestMetrics,
     RuntimeInputs,
     RuntimeMetrics,
     RuntimePod,
@@ -136,6 +137,10 @@ class VllmRuntime:
                           annotations={"prometheus.io/scrape": "true",
                                        "prometheus.io/port": str(port(spec)),
                                        "prometheus.io/path": "/metrics"})
+
+    def requests(self, spec: ModelSpec) -> RequestMetrics | None:
+        """None until vLLM's request metrics are wired to the analyses (issue 19, item 7)."""
+        return None
 
     def reads(self, spec: ModelSpec) -> list[dict[str, Any]]:
         """Exactly the pinned files; unpinned weights: their prefix (vLLM lists and streams
