@@ -53,9 +53,14 @@ def rendered(root: Path, name: str) -> dict[tuple[str, str], Any]:
 
 
 def with_explicit_modelserver(text: str) -> str:
-    """`runtime: {engine: modelserver}` under every model's name."""
-    return re.sub(r"^(  - name: .+)$", r"\1\n    runtime: {engine: modelserver}", text,
-                  flags=re.MULTILINE)
+    """`runtime: {engine: modelserver}` under the name of every model that has no runtime
+    (the example's vLLM and Triton models keep theirs)."""
+    head, *models = re.split(r"(?m)^(?=  - name: )", text)
+    return head + "".join(
+        model if re.search(r"(?m)^    runtime:", model)
+        else re.sub(r"^(  - name: .+)$", r"\1\n    runtime: {engine: modelserver}", model,
+                    count=1, flags=re.MULTILINE)
+        for model in models)
 
 
 def test_an_explicit_modelserver_runtime_renders_every_shipped_stack_unchanged(
@@ -64,7 +69,8 @@ def test_an_explicit_modelserver_runtime_renders_every_shipped_stack_unchanged(
     shipped = manifest.read_text(encoding="utf-8")
     before = {name: rendered(project.root, name) for name in SHIPPED}
     edited = with_explicit_modelserver(shipped)
-    assert edited.count("runtime: {engine: modelserver}") == shipped.count("\n  - name: ")
+    assert edited.count("runtime: {engine: modelserver}") == \
+        shipped.count("\n  - name: ") - shipped.count("\n    runtime:")
     manifest.write_text(edited, encoding="utf-8")
     try:
         after = {name: rendered(project.root, name) for name in SHIPPED}
