@@ -166,3 +166,15 @@ def test_request_metrics_need_a_scraped_path_and_a_custom_engine(
         f"{tmp_path / 'models.yaml'}:24: model 'fraud': runtime.metrics: is for the vllm and "
         "custom engines; our model server takes `serving.port` and `serving.env`",
         "2 problems; nothing was done"]
+
+
+def test_a_custom_openai_runtime_may_not_roll_out_progressively(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The canary's route matches the Open Inference Protocol's paths of the model."""
+    openai = triton("rollout: {strategy: progressive}").replace("protocol: oip",
+                                                                "protocol: openai")
+    assert refusals(tmp_path, manifest(openai), capsys) == [
+        f"{tmp_path / 'models.yaml'}:17: model 'ranker': serving.rollout.strategy: progressive "
+        "rollouts route the Open Inference Protocol's paths; a custom runtime needs "
+        "`protocol: oip` for them",
+        "1 problem; nothing was done"]
