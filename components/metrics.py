@@ -25,12 +25,13 @@ def request_query(metric: str, namespace: str, deployment: str,
     """Request load summed over a Deployment's pods: requests in flight (`concurrency`) or
     inference requests per second (`rps`), from the runtime's `requests` metrics. KEDA
     divides it by the replica count (metricType AverageValue) and compares that with the
-    target per pod."""
+    target per pod. Raises ValueError when the runtime has neither an in-flight gauge nor a
+    duration counter."""
     matcher = pods(namespace, deployment)
     if metric == "concurrency":
         if requests.in_flight is not None:
             return f"sum({requests.in_flight.select(matcher)})"
-        busy = _rate(requests.duration, matcher, REQUEST_WINDOW)
+        busy = _rate(_duration(requests), matcher, REQUEST_WINDOW)
         per_second = requests.duration_per_second
         return busy if per_second == 1 else f"{busy} / {per_second}"
     return _total(requests, matcher, REQUEST_WINDOW)
@@ -50,11 +51,12 @@ def success_rate(requests: RequestMetrics) -> str:
 
 def latency_ms(requests: RequestMetrics) -> str:
     """The canary's inference latency, in milliseconds: p99 from the latency histogram, or
-    the mean (time spent over requests) when the runtime exports no histogram."""
+    the mean (time spent over requests) when the runtime exports no histogram. Raises
+    ValueError when it has neither."""
     if requests.latency_buckets is not None:
         return ("1000 * histogram_quantile(0.99, sum by (le) (rate("
                 f"{requests.latency_buckets.select(_CANARY)}[{_INTERVAL}])))")
-    mean = (f"{_rate(requests.duration, _CANARY, _INTERVAL)}"
+    mean = (f"{_rate(_duration(requests), _CANARY, _INTERVAL)}"
             f" / {_total(requests, _CANARY, _INTERVAL)}")
     per_second = requests.duration_per_second
     if per_second >= 1000:  # microseconds: / 1000
@@ -62,9 +64,13 @@ def latency_ms(requests: RequestMetrics) -> str:
     return f"{1000 // per_second} * {mean}"  # seconds: 1000 *
 
 
-def _rate(series: Series | None, matcher: str, window: str) -> str:
-    if series is None:
-        raise ValueError("the runtime exports no such metric")
+def _duration(requests: RequestMetrics) -> Series:
+    if requests.duration is None:
+        raise ValueError(f"{requests.family} exports no request duration counter")
+    return requests.duration
+
+
+def _rate(series: Series, matcher: str, window: str) -> str:
     return f"sum(rate({series.select(matcher)}[{window}]))"
 
 
