@@ -1,7 +1,8 @@
-"""PromQL over the model server's own Prometheus metrics, for the autoscalers and the analyses.
+"""PromQL over a runtime's request metrics, for the autoscalers and the analyses.
 
-The server exports `modelserver_requests_total{model, route, code}`,
-`modelserver_request_duration_seconds_bucket{model, route, le}` and
+Each runtime says which metrics its engine exports (`RequestMetrics`, in its module under
+`components/runtimes/`). Our model server exports `modelserver_requests_total{model, route,
+code}`, `modelserver_request_duration_seconds_bucket{model, route, le}` and
 `modelserver_requests_in_progress_seconds_total{model}` (request-seconds, see
 `images/modelserver/metrics.py`). A Kubernetes scrape adds `namespace` and `pod`: the
 model's PodMonitor (`modelfleet:prometheus: operator`, see `components/scrape.py`) and
@@ -12,6 +13,8 @@ do (not `<deployment>-primary-...`).
 
 from __future__ import annotations
 
+from components.runtimes.base import RequestMetrics, Series
+
 REQUEST_WINDOW = "1m"
 """The window of the request-load triggers: four samples at the PodMonitor's 15 s interval."""
 REQUESTS = "modelserver_requests_total"
@@ -19,6 +22,7 @@ DURATION_BUCKETS = "modelserver_request_duration_seconds_bucket"
 DURATION_COUNT = "modelserver_request_duration_seconds_count"
 REQUEST_SECONDS = "modelserver_requests_in_progress_seconds_total"
 ROWS = "modelserver_rows_predicted_total"
+"""Our model server's metric names, which the alerts and the dashboard read."""
 
 
 def pods(namespace: str, deployment: str) -> str:
@@ -27,29 +31,61 @@ def pods(namespace: str, deployment: str) -> str:
 
 
 def request_query(metric: str, namespace: str, deployment: str,
-                  window: str = REQUEST_WINDOW) -> str:
-    """Request load summed over a Deployment's pods, which KEDA divides by the replica count
-    (metricType AverageValue) and compares with the target per pod (KServe's meanings):
-
-    - `concurrency`: requests in progress, averaged over `window`: the rate of the
-      request-seconds counter (Little's law; a sampled gauge would read about zero).
-    - `rps`: inference requests answered per second.
-    """
+                  requests: RequestMetrics, window: str = REQUEST_WINDOW) -> str:
+    """Request load summed over a Deployment's pods: requests in flight (`concurrency`) or
+    inference requests per second (`rps`), from the runtime's `requests` metrics. KEDA
+    divides it by the replica count (metricType AverageValue) and compares that with the
+    target per pod. Raises ValueError when the runtime has neither an in-flight gauge nor a
+    duration counter."""
+    matcher = pods(namespace, deployment)
     if metric == "concurrency":
-        return f"sum(rate({REQUEST_SECONDS}{{{pods(namespace, deployment)}}}[{window}]))"
-    return (f'sum(rate({REQUESTS}{{{pods(namespace, deployment)},'
-            f'route="infer"}}[{window}]))')
+        if requests.in_flight is not None:
+            return f"sum({requests.in_flight.select(matcher)})"
+        busy = _rate(_duration(requests), matcher, window)
+        per_second = requests.duration_per_second
+        return busy if per_second == 1 else f"{busy} / {per_second}"
+    return _total(requests, matcher, window)
 
 
 # Flagger's MetricTemplates: `{{ namespace }}`, `{{ target }}` (the canary Deployment) and
 # `{{ interval }}` are Flagger's own template variables.
-_CANARY = pods("{{ namespace }}", "{{ target }}") + ',route="infer"'
-SUCCESS_RATE = (
-    f'100 * sum(rate({REQUESTS}{{{_CANARY},code!~"5.."}}[{{{{ interval }}}}]))'
-    f' / sum(rate({REQUESTS}{{{_CANARY}}}[{{{{ interval }}}}]))')
-"""Percent of the canary's inference requests answered without a server error (a 4xx is
-the client's mistake, not the version's: it counts as a success)."""
-LATENCY_P99_MS = (
-    "1000 * histogram_quantile(0.99, sum by (le) (rate("
-    f"{DURATION_BUCKETS}{{{_CANARY}}}[{{{{ interval }}}}])))")
-"""The canary's p99 inference latency, in milliseconds."""
+_CANARY = pods("{{ namespace }}", "{{ target }}")
+_INTERVAL = "{{ interval }}"
+
+
+def success_rate(requests: RequestMetrics) -> str:
+    """Percent of the canary's inference requests answered without a server error."""
+    return (f"100 * {_rate(requests.succeeded, _CANARY, _INTERVAL)}"
+            f" / {_total(requests, _CANARY, _INTERVAL)}")
+
+
+def latency_ms(requests: RequestMetrics) -> str:
+    """The canary's inference latency, in milliseconds: p99 from the latency histogram, or
+    the mean (time spent over requests) when the runtime exports no histogram. Raises
+    ValueError when it has neither."""
+    if requests.latency_buckets is not None:
+        return ("1000 * histogram_quantile(0.99, sum by (le) (rate("
+                f"{requests.latency_buckets.select(_CANARY)}[{_INTERVAL}])))")
+    mean = (f"{_rate(_duration(requests), _CANARY, _INTERVAL)}"
+            f" / {_total(requests, _CANARY, _INTERVAL)}")
+    per_second = requests.duration_per_second
+    if per_second >= 1000:  # microseconds: / 1000
+        return f"{mean} / {per_second // 1000}"
+    return f"{1000 // per_second} * {mean}"  # seconds: 1000 *
+
+
+def _duration(requests: RequestMetrics) -> Series:
+    if requests.duration is None:
+        raise ValueError(f"{requests.family} exports no request duration counter")
+    return requests.duration
+
+
+def _rate(series: Series, matcher: str, window: str) -> str:
+    return f"sum(rate({series.select(matcher)}[{window}]))"
+
+
+def _total(requests: RequestMetrics, matcher: str, window: str) -> str:
+    """Every inference request a second: one counter, or the sum of several."""
+    terms = [_rate(series, matcher, window) for series in requests.requests]
+    return terms[0] if len(terms) == 1 else f"({' + '.join(terms)})"
+

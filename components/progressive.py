@@ -3,10 +3,11 @@
 Flagger (1.44, Gateway API provider) watches the model's Deployment; on a new version it
 starts a copy beside the `-primary` one, shifts `steps` percent of the model's Open Inference
 Protocol traffic to it through an HTTPRoute on the stack's Gateway, checks the success rate
-and p99 latency of the new pods at each step (MetricTemplates over the model server's own
-metrics), promotes it, or rolls back after `failureBudget` failed checks. Flagger then
-scales the Deployment we declare to zero: it carries `pulumi.com/skipAwait` so that Pulumi
-neither waits for it nor, having no `spec.replicas`, scales it back.
+and latency of the new pods at each step (MetricTemplates over the runtime's request metrics:
+p99 where it exports a latency histogram, else the mean, checked against `maxLatencyP99Ms`),
+promotes it, or rolls back after `failureBudget` failed checks. Flagger then scales the
+Deployment we declare to zero: it carries `pulumi.com/skipAwait` so that Pulumi neither
+waits for it nor, having no `spec.replicas`, scales it back.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster import ClusterSettings
-from components.metrics import LATENCY_P99_MS, SUCCESS_RATE
+from components.metrics import latency_ms, success_rate
 from components.provenance import Provenance, custom_metadata
+from components.runtimes.base import RequestMetrics
+from components.runtimes.modelserver import REQUESTS
 from components.traffic import model_path
 from modelfleet.manifest.schema import Serving
 
@@ -41,6 +44,8 @@ class ProgressiveRolloutArgs:
     """`apiVersion` and `kind` of the model's autoscaler (named like the Deployment)."""
     primary_scaler_query: str | None = None
     """For a KEDA ScaledObject on request load: its query for the primary's pods."""
+    requests: RequestMetrics = REQUESTS
+    """The runtime's request metrics the checks read (default: our model server's)."""
 
 
 class ProgressiveRollout(pulumi.ComponentResource):
@@ -51,8 +56,9 @@ class ProgressiveRollout(pulumi.ComponentResource):
         super().__init__("modelfleet:serving:ProgressiveRollout", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         templates = [metric_template(f"{name}-{check}", query, args, child)
-                     for check, query in (("success-rate", SUCCESS_RATE),
-                                          ("latency-p99", LATENCY_P99_MS))]
+                     for check, query in (("success-rate", success_rate(args.requests)),
+                                          (args.requests.latency_check,
+                                           latency_ms(args.requests)))]
         k8s.apiextensions.CustomResource(
             name, api_version=FLAGGER_API, kind="Canary", metadata=metadata(name, args),
             spec=canary_spec(name, args),
@@ -107,8 +113,8 @@ def canary_spec(name: str, args: ProgressiveRolloutArgs) -> dict[str, Any]:
                 {"name": "success-rate", "interval": interval,
                  "templateRef": {"name": f"{name}-success-rate"},
                  "thresholdRange": {"min": rollout.min_success_rate}},
-                {"name": "latency-p99", "interval": interval,
-                 "templateRef": {"name": f"{name}-latency-p99"},
+                {"name": args.requests.latency_check, "interval": interval,
+                 "templateRef": {"name": f"{name}-{args.requests.latency_check}"},
                  "thresholdRange": {"max": rollout.max_latency_p99_ms}},
             ],
             **({"webhooks": [load_test_webhook(name, args)]} if rollout.load_test else {}),

@@ -32,7 +32,7 @@ from components.podspec import (
 from components.progressive import ProgressiveRollout, ProgressiveRolloutArgs
 from components.provenance import Provenance
 from components.runtimes import RuntimeInputs, runtime_for
-from components.runtimes.base import COMPONENT, port_numbers
+from components.runtimes.base import COMPONENT, RequestMetrics, port_numbers
 from components.runtimes.modelserver import LIVE_PATH, READY_PATH
 from components.workload import ModelWorkloadArgs
 from modelfleet.manifest.schema import ModelSpec, Serving
@@ -90,8 +90,9 @@ class ModelService(pulumi.ComponentResource):
                 provenance=args.provenance, cluster=args.cluster, serving=serving,
                 deployment=deployment.metadata.name, autoscaler=scaler_reference(scaler),
                 primary_scaler_query=request_query(serving.scale_metric, args.cluster.namespace,
-                                                   f"{name}-primary")
-                if serving.scale_metric != "cpu" else None), child)
+                                                   f"{name}-primary", requests(args.spec))
+                if serving.scale_metric != "cpu" else None,
+                requests=requests(args.spec)), child)
         self.endpoint = pulumi.Output.from_input(
             f"http://{args.cluster.service_host(name)}:{serving.port}")
         self.register_outputs({"endpoint": self.endpoint})
@@ -103,6 +104,13 @@ def load_tester_namespace(serving: Serving) -> str | None:
     if serving.rollout.strategy != "progressive" or test is None:
         return None
     return test.load_tester_namespace
+def requests(spec: ModelSpec) -> RequestMetrics:
+    """The runtime's request metrics (the manifest rules refuse request-load scaling and
+    progressive rollouts where it has none)."""
+    found = runtime_for(spec).requests(spec)
+    if found is None:
+        raise ValueError(f"model {spec.name}: its runtime exports no request metrics")
+    return found
 
 
 def disruption_budget_spec(provenance: Provenance, progressive: bool,
@@ -257,7 +265,8 @@ def request_scaler(name: str, args: ModelServiceArgs, deployment: pulumi.Input[s
                 "metricType": "AverageValue",
                 "metadata": {
                     "serverAddress": args.cluster.prometheus_address,
-                    "query": request_query(serving.scale_metric, args.cluster.namespace, name),
+                    "query": request_query(serving.scale_metric, args.cluster.namespace, name,
+                                           requests(args.spec)),
                     "threshold": str(serving.scale_target),
                 },
             }],

@@ -22,6 +22,8 @@ from tests.kube.kubectl import eventually
 from tests.shipped import copy_project
 from tests.test_rollouts import CANDIDATES, FLAGGER, fraud
 from tests.test_rollouts import manifest as manifest_text
+from tests.test_runtime_request_metrics import PROGRESSIVE, RPS, triton
+from tests.test_runtime_request_metrics import manifest as triton_manifest
 
 pytestmark = pytest.mark.xdist_group("kube")
 SHIPPED = ["dev", "growth-dev", "prod", "risk-prod", "staging"]
@@ -265,3 +267,23 @@ def test_under_flagger_the_disruption_budget_covers_the_pods_that_serve(
     pods = cluster.pods(namespace, selector(pdb["spec"]["selector"]["matchLabels"]))
     assert {pod["metadata"]["labels"]["app.kubernetes.io/name"] for pod in pods} == \
         {"fraud-primary"}
+
+
+def test_a_triton_models_canary_metric_templates_and_scaled_object_are_accepted(
+        cluster: Cluster, repo: GitRepo) -> None:
+    """A custom OIP runtime with Triton's metrics: Flagger and KEDA objects built from them."""
+    namespace = cluster.namespace("triton")
+    manifest = repo.write("models.yaml", triton_manifest(
+        triton(PROGRESSIVE), triton(RPS, name="reranker")))
+    simulation = deploy(manifest, config={"modelfleet:namespace": namespace,
+                                          **{f"modelfleet:{k}": v for k, v in FLAGGER.items()}})
+    objects = [obj for obj in kubernetes_objects(simulation.registrations)
+               if obj["kind"] in ("Canary", "MetricTemplate", "ScaledObject")]
+    assert {(obj["kind"], obj["metadata"]["name"]) for obj in objects} == {
+        ("Canary", "ranker"), ("MetricTemplate", "ranker-success-rate"),
+        ("MetricTemplate", "ranker-latency-mean"), ("ScaledObject", "ranker"),
+        ("ScaledObject", "reranker")}
+    applied = cluster.kubectl.apply(objects)
+    assert applied.clean, str(applied)
+    stored = cluster.kubectl.get("metrictemplate", "ranker-latency-mean", namespace)
+    assert "nv_inference_request_duration_us" in stored["spec"]["query"]

@@ -16,7 +16,11 @@ from planner.render import kubernetes_objects, write_kubernetes
 from planner.simulate import Simulation
 from tests.conftest import PROJECT
 from tests.deploy import deploy
+from tests.gitrepo import GitRepo
 from tests.kubernetes_crds import custom_resource_errors
+from tests.test_rollouts import FLAGGER
+from tests.test_runtime_request_metrics import PROGRESSIVE, RPS, triton
+from tests.test_runtime_request_metrics import manifest as triton_manifest
 from tests.validators import is_custom, kubernetes_versions, run_checkov, schema_errors
 
 FETCH_IMAGE = "registry.example/modelfleet/fetch@sha256:" + "f" * 64
@@ -84,3 +88,23 @@ def test_checkov_fails_an_unhardened_deployment(tmp_path: Path) -> None:
                               "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}))
     report = run_checkov(tmp_path)
     assert len(report["failed"]) >= 10
+
+
+def test_a_triton_models_flagger_and_keda_objects_are_valid(repo: GitRepo) -> None:
+    """A custom OIP runtime rolled out by Flagger and scaled by KEDA on Triton's metrics:
+    KEDA's objects against its CRDs here, Flagger's against the real API server
+    (tests/test_kube_stacks.py)."""
+    manifest = repo.write("models.yaml", triton_manifest(
+        triton(PROGRESSIVE), triton(RPS, name="reranker")))
+    simulation = deploy(manifest, config={f"modelfleet:{k}": v for k, v in FLAGGER.items()})
+    objects = kubernetes_objects(simulation.registrations)
+    custom = [obj for obj in objects if is_custom(obj)]
+    assert {obj["kind"] for obj in custom} == {"Canary", "MetricTemplate", "ScaledObject",
+                                               "HTTPRoute"}
+    keda = [obj for obj in custom if obj["apiVersion"].startswith("keda.sh/")]
+    assert len(keda) == 2
+    assert [error for obj in keda for error in custom_resource_errors(obj)] == []
+    problems = [f"{obj['kind']}/{obj['metadata']['name']}: {error}"
+                for obj in objects if not is_custom(obj)
+                for error in schema_errors(obj, kubernetes_versions()[-1])]
+    assert problems == []

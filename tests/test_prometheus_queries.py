@@ -31,8 +31,9 @@ from moto.server import ThreadedMotoServer
 
 from components.alerts import AlertedModel, rule_groups
 from components.dashboard import model_panels
-from components.metrics import LATENCY_P99_MS, SUCCESS_RATE, request_query
+from components.metrics import latency_ms, request_query, success_rate
 from components.provenance import Provenance, StackScope
+from components.runtimes.modelserver import REQUESTS as MODELSERVER
 from components.scrape import pod_monitor_spec
 from modelfleet.manifest.schema import ModelSpec
 from tests.estimators import FAIL, PacedEstimator
@@ -227,7 +228,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
 
 def test_concurrency_reads_the_requests_outstanding_under_load_and_zero_at_rest(
         observed: Observed) -> None:
-    query = request_query("concurrency", NAMESPACE, MODEL, window=f"{WINDOW}s")
+    query = request_query("concurrency", NAMESPACE, MODEL, MODELSERVER,
+                          window=f"{WINDOW}s")
     outstanding = observed.outstanding(STABLE_PODS)
     under_load = observed.prometheus.value(query, observed.load_at)
     assert outstanding > 7.5, "the 8 clients kept their requests outstanding"
@@ -237,7 +239,7 @@ def test_concurrency_reads_the_requests_outstanding_under_load_and_zero_at_rest(
 
 
 def test_rps_reads_the_rate_sent(observed: Observed) -> None:
-    query = request_query("rps", NAMESPACE, MODEL, window=f"{WINDOW}s")
+    query = request_query("rps", NAMESPACE, MODEL, MODELSERVER, window=f"{WINDOW}s")
     sent = len(observed.in_window(STABLE_PODS)) / WINDOW
     assert sent > 5, "too few requests in the window to compare rates"
     assert observed.prometheus.value(query, observed.load_at) == pytest.approx(sent, rel=0.1)
@@ -257,11 +259,11 @@ def test_flagger_success_rate_counts_4xx_as_success_and_5xx_as_failure(
     stable = observed.in_window(STABLE_PODS)
     assert any(s.status == 400 for s in stable), "malformed requests were sent"
     assert observed.prometheus.value(
-        flagger(SUCCESS_RATE, MODEL), observed.load_at) == pytest.approx(100.0)
+        flagger(success_rate(MODELSERVER), MODEL), observed.load_at) == pytest.approx(100.0)
     candidate = observed.in_window((CANDIDATE_POD,))
     succeeded = 100 * sum(s.status < 500 for s in candidate) / len(candidate)
     assert 70 < succeeded < 90
-    reading = observed.prometheus.value(flagger(SUCCESS_RATE, f"{MODEL}-challenger"),
+    reading = observed.prometheus.value(flagger(success_rate(MODELSERVER), f"{MODEL}-challenger"),
                                         observed.load_at)
     assert reading == pytest.approx(succeeded, abs=3.0)
 
@@ -270,7 +272,7 @@ def test_flagger_p99_reads_the_latency_within_a_histogram_bucket(observed: Obser
     durations = sorted(s.end - s.start for s in observed.in_window(STABLE_PODS))
     client_p99 = durations[int(0.99 * (len(durations) - 1))]
     bounds = [b for b in (0.05, 0.1, 0.25, 0.5, 1.0, 2.5) if b >= client_p99]
-    reading = observed.prometheus.value(flagger(LATENCY_P99_MS, MODEL), observed.load_at)
+    reading = observed.prometheus.value(flagger(latency_ms(MODELSERVER), MODEL), observed.load_at)
     # The server's own time is at least the model's 50 ms and at most the client's; the
     # histogram places the p99 inside the bucket that holds it.
     assert 1000 * DELAY <= reading <= 1000 * bounds[0], (reading, client_p99)

@@ -118,8 +118,8 @@ CASES = {
     "vllm with a progressive rollout": (
         LLM.replace("gpu: 2}", "gpu: 2}\n      rollout: {strategy: progressive}"),
         ["models.yaml:17: model 'assistant': serving.rollout.strategy: progressive rollouts "
-         "with engine vllm are not supported yet: the canary analysis reads our model "
-         "server's request metrics; use candidates with a weight, or rolling"]),
+         "with engine vllm are not supported yet: its request metrics are not wired to the "
+         "analyses; use candidates with a weight, or rolling"]),
     "engine args that set what modelfleet owns": (
         LLM.replace('["--max-model-len=8192"]',
                     '["--port", "9000", "--served-model-name=x", "--model=/w", '

@@ -76,6 +76,49 @@ class RuntimeMetrics:
     """Gauge: KV-cache use, 1 = 100%."""
 
 
+@dataclass(frozen=True)
+class Series:
+    """One metric's selector: its name and the label matchers it needs beyond the pods'
+    (`route="infer"`). Prometheus' `kubernetes-pods` job adds `namespace` and `pod`."""
+
+    name: str
+    matchers: str = ""
+
+    def select(self, pods: str) -> str:
+        """PromQL selector: `name{<pods>,<matchers>}`."""
+        extra = f",{self.matchers}" if self.matchers else ""
+        return f"{self.name}{{{pods}{extra}}}"
+
+
+@dataclass(frozen=True)
+class RequestMetrics:
+    """How to read an engine's inference request metrics: what the KEDA triggers (`rps`,
+    `concurrency`) and Flagger's canary checks (success rate, latency) are built from
+    (`components.metrics`). Counters are summed over the pods and read with `rate()`."""
+
+    family: str
+    """The name the manifest and the README use (`modelserver`, `triton`)."""
+    requests: tuple[Series, ...]
+    """Counters that together count every inference request (summed)."""
+    succeeded: Series
+    """Counter of the inference requests that did not fail on the server's side."""
+    in_flight: Series | None = None
+    """Gauge of the requests being served now; None: read concurrency from `duration`."""
+    latency_buckets: Series | None = None
+    """Histogram buckets (`le`) of request latency, in seconds: the canary checks p99."""
+    duration: Series | None = None
+    """Counter of the time spent handling requests, in `duration_per_second` units a
+    second. Without a histogram the canary checks the mean latency (duration over count);
+    without an in-flight gauge it gives the mean concurrency (Little's law: request-seconds
+    per second)."""
+    duration_per_second: int = 1
+
+    @property
+    def latency_check(self) -> str:
+        """The canary check's name: `latency-p99` from a histogram, else `latency-mean`."""
+        return "latency-p99" if self.latency_buckets is not None else "latency-mean"
+
+
 class Runtime(Protocol):
     """One engine: what its pod runs, which ports it serves, what its pods may read."""
 
@@ -97,6 +140,9 @@ class Runtime(Protocol):
     def scrape(self, spec: ModelSpec) -> Scrape | None:
         """Where the engine's metrics are scraped (PodMonitor, annotations, network policy);
         None: the engine exports none."""
+    def requests(self, spec: ModelSpec) -> RequestMetrics | None:
+        """The engine's inference request metrics; None: it exports none we can read, so
+        no request-load scaling and no progressive rollout (refused by the manifest rules)."""
         ...
 
 

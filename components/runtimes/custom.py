@@ -17,13 +17,48 @@ from components.identity import read_uri
 from components.podspec import ModelContainer, http_probes, metrics_annotations, model_env
 from components.runtimes.base import (
     COMPONENT,
+    RequestMetrics,
     RuntimeInputs,
     RuntimeMetrics,
     RuntimePod,
     Scrape,
+    Series,
     http_port,
 )
 from modelfleet.manifest.schema import ModelSpec
+
+TRITON = RequestMetrics(
+    family="triton",
+    requests=(Series("nv_inference_request_success"), Series("nv_inference_request_failure")),
+    succeeded=Series("nv_inference_request_success"),
+    duration=Series("nv_inference_request_duration_us"),
+    duration_per_second=1_000_000)
+"""Triton Inference Server's per-model request metrics (labels `model`, `version`), read
+from triton-inference-server/server `docs/user_guide/metrics.md` at commit 067c1e96 (read,
+not run). Counters, updated per request: `nv_inference_request_success` and
+`nv_inference_request_failure` (each request counts 1, whatever its batch; a failure is any
+failed request, the docs do not tell a client's mistake from a server error), and
+`nv_inference_request_duration_us`, the cumulative end-to-end handling time in microseconds.
+Latency histograms are not exported by default (summaries only with `--metrics-config
+summary_latencies=true`), so the canary checks the *mean* latency (duration over requests)
+and concurrency is the mean number of requests being handled (duration a second, Little's
+law); Triton exports no in-flight gauge at that version."""
+
+MLSERVER = RequestMetrics(
+    family="mlserver",
+    requests=(Series("model_infer_request_success_total"),
+              Series("model_infer_request_failure_total")),
+    succeeded=Series("model_infer_request_success_total"),
+    duration=Series("model_infer_request_duration_sum"))
+"""MLServer's per-model request metrics (labels `model`, `version`), read from
+SeldonIO/MLServer `mlserver/handlers/dataplane.py` at commit 38a6c1c6 (read, not run):
+counters `model_infer_request_success` and `model_infer_request_failure` (any exception while
+serving, a missing model included), exposed with prometheus_client's `_total` suffix, and the
+summary `model_infer_request_duration` in seconds (`_sum`, `_count`, no quantiles). As for
+Triton: the canary checks the mean latency and concurrency is read by Little's law."""
+
+FAMILIES: dict[str, RequestMetrics] = {family.family: family for family in (TRITON, MLSERVER)}
+"""`runtime.metrics`: the request metrics a custom image exports (`none`: not read)."""
 
 
 class CustomRuntime:
@@ -75,3 +110,7 @@ class CustomRuntime:
         if not spec.artifact.uri:
             return []
         return read_uri(spec.artifact.uri, "ReadArtifact", spec.artifact.version_id)
+
+    def requests(self, spec: ModelSpec) -> RequestMetrics | None:
+        """The family `runtime.metrics` names; None for `none`."""
+        return FAMILIES.get(spec.runtime.metrics)

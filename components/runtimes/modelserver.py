@@ -14,16 +14,29 @@ from components.identity import read_uri
 from components.podspec import ModelContainer, http_probes, metrics_annotations, model_env
 from components.runtimes.base import (
     COMPONENT,
+    RequestMetrics,
     RuntimeInputs,
     RuntimeMetrics,
     RuntimePod,
     Scrape,
+    Series,
 )
 from modelfleet.manifest.schema import ModelSpec, Serving
 
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
 """The Open Inference Protocol's health endpoints (KServe's open_inference_rest.yaml)."""
+
+REQUESTS = RequestMetrics(
+    family="modelserver",
+    requests=(Series("modelserver_requests_total", 'route="infer"'),),
+    succeeded=Series("modelserver_requests_total", 'route="infer",code!~"5.."'),
+    latency_buckets=Series("modelserver_request_duration_seconds_bucket", 'route="infer"'),
+    duration=Series("modelserver_requests_in_progress_seconds_total"))
+"""What images/modelserver/metrics.py exports: requests by `route` and status `code`, a
+latency histogram in seconds, and request-seconds in progress (a counter whose rate is the
+average number of requests in progress, Little's law: the concurrency KEDA scales on; the
+`modelserver_requests_in_flight` gauge, sampled at a scrape, would read about zero)."""
 
 
 class ModelServerRuntime:
@@ -65,6 +78,9 @@ class ModelServerRuntime:
         if not spec.artifact.uri:
             return []
         return read_uri(spec.artifact.uri, "ReadArtifact", spec.artifact.version_id)
+
+    def requests(self, spec: ModelSpec) -> RequestMetrics | None:
+        return REQUESTS
 
 
 def _serving(spec: ModelSpec) -> Serving:

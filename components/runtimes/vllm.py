@@ -43,6 +43,7 @@ from components.podspec import (
 )
 from components.runtimes.base import (
     COMPONENT,
+    RequestMetrics,
     RuntimeInputs,
     RuntimeMetrics,
     RuntimePod,
@@ -148,6 +149,10 @@ class VllmRuntime:
         """vLLM's `/metrics` on its serving port (`vllm/entrypoints/openai/api_server.py`
         mounts the Prometheus app there)."""
         return Scrape("http", port(spec), "/metrics")
+
+    def requests(self, spec: ModelSpec) -> RequestMetrics | None:
+        """None until vLLM's request metrics are wired to the analyses (issue 19, item 7)."""
+        return None
 
     def reads(self, spec: ModelSpec) -> list[dict[str, Any]]:
         """Exactly the pinned files; unpinned weights: their prefix (vLLM lists and streams

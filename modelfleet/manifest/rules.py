@@ -367,6 +367,37 @@ def _owned_flag(arg: str, owned: tuple[str, ...]) -> str | None:
     return flag if flag in owned else None
 
 
+def _request_metrics(serving: dict[str, Any], runtime: dict[str, Any],
+                     engine: str) -> list[Finding]:
+    """Progressive rollouts and request-load scaling read the engine's request metrics: a
+    custom image must name the family it exports (`runtime.metrics`), vLLM's are not wired."""
+    family = runtime.get("metrics", "none") if engine == "custom" else "none"
+    found: list[Finding] = []
+    rollout = serving.get("rollout")
+    if isinstance(rollout, dict) and rollout.get("strategy") == "progressive":
+        if engine == "custom" and runtime.get("protocol") == "openai":
+            found.append((("serving", "rollout", "strategy"),
+                          "progressive rollouts route the Open Inference Protocol's paths; "
+                          "a custom runtime needs `protocol: oip` for them"))
+        elif family == "none":
+            found.append((("serving", "rollout", "strategy"),
+                          f"progressive rollouts {_metrics_hint(engine)}; use candidates "
+                          "with a weight, or rolling"))
+    if serving.get("scaleMetric") in ("concurrency", "rps") and family == "none":
+        found.append((("serving", "scaleMetric"),
+                      f"{serving['scaleMetric']} scaling {_metrics_hint(engine)}; use cpu"))
+    return found
+
+
+def _metrics_hint(engine: str) -> str:
+    """Why the engine's request metrics cannot be read, and what to do about it."""
+    if engine == "custom":
+        return ("read the image's request metrics: set `runtime.metrics` to the family it "
+                "exports (triton, mlserver) and `runtime.metricsPath`")
+    return (f"with engine {engine} are not supported yet: its request metrics are not wired "
+            "to the analyses")
+
+
 def _runtime(model: dict[str, Any]) -> list[Finding]:
     """What each engine takes and refuses (issue 19, item 7)."""
     runtime = _at(model, ("runtime",))
@@ -377,7 +408,7 @@ def _runtime(model: dict[str, Any]) -> list[Finding]:
     found: list[Finding] = []
     serving = _at(model, ("serving",))
     serving = serving if isinstance(serving, dict) else {}
-    custom_only = ("protocol", "health", "metricsPath", "metricsPort")
+    custom_only = ("protocol", "health", "metricsPath", "metricsPort", "metrics")
     if engine == "modelserver":
         for key in ("args", "port", *custom_only):
             if runtime.get(key) is not None:
@@ -393,9 +424,10 @@ def _runtime(model: dict[str, Any]) -> list[Finding]:
                                     ("protocol", "oip or openai"),
                                     ("health", "its live and ready paths"))
                   if runtime.get(key) is None]
-        if runtime.get("metricsPort") is not None and runtime.get("metricsPath") is None:
-            found.append((("runtime", "metricsPort"), "needs `metricsPath`: the path "
-                          "Prometheus scrapes on that port (e.g. /metrics)"))
+        for key in ("metricsPort", "metrics"):
+            if runtime.get(key) not in (None, "none") and runtime.get("metricsPath") is None:
+                found.append((("runtime", key), "needs `metricsPath`: the path "
+                              "Prometheus scrapes (e.g. /metrics)"))
     found += _engine_args(runtime, engine)
     for key in ("port", "grpcPort"):
         if key in serving:
@@ -404,16 +436,7 @@ def _runtime(model: dict[str, Any]) -> list[Finding]:
     if model.get("batch") is not None:
         found.append((("batch",), f"batch workers with engine {engine} are not supported yet: "
                       "they speak our model server's queue protocol; serve the model online"))
-    rollout = serving.get("rollout")
-    if isinstance(rollout, dict) and rollout.get("strategy") == "progressive":
-        found.append((("serving", "rollout", "strategy"),
-                      f"progressive rollouts with engine {engine} are not supported yet: the "
-                      "canary analysis reads our model server's request metrics; use "
-                      "candidates with a weight, or rolling"))
-    if serving.get("scaleMetric") in ("concurrency", "rps"):
-        found.append((("serving", "scaleMetric"),
-                      f"{serving['scaleMetric']} is read from our model server's request "
-                      f"metrics, which engine {engine} does not export; use cpu"))
+    found += _request_metrics(serving, runtime, engine)
     if engine in GPU_ENGINES and "serving" in model:
         gpu = _at(model, ("serving", "resources", "gpu"))
         if gpu is None or str(gpu) == "0":

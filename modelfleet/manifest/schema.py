@@ -613,6 +613,10 @@ class Runtime(Strict):
     scraped."""
     metrics_port: int | None = Field(None, ge=1024, le=65535, alias="metricsPort")
     """`custom` only: the port of `metricsPath`, when not `port` (Triton: 8002)."""
+    metrics: Literal["triton", "mlserver", "none"] = "none"
+    """`custom` only: which request metrics the image exports at `metricsPath` (Triton's
+    `nv_inference_*`, MLServer's `model_infer_*`); with one, the model may scale on
+    `concurrency` or `rps` and roll out progressively. `none`: neither."""
 
 
 class ModelSpec(Strict):
