@@ -200,12 +200,13 @@ def ours(output: tuple[str, str] = ("predict", "<i8")) -> ServerCommand:
         output)
 
 
-def kserve(script: str, *leading: str,
-           output: tuple[str, str] = ("predict", "<i8")) -> ServerCommand:
-    """A KServe 0.21 ModelServer script in .venv-kserve: SCRIPT [ARGS] MODEL HTTP GRPC."""
+def kserve(script: str, *leading: str, output: tuple[str, str] = ("predict", "<i8"),
+           folder: bool = False) -> ServerCommand:
+    """A KServe 0.21 ModelServer script in .venv-kserve: SCRIPT [ARGS] MODEL HTTP GRPC, where
+    MODEL is the model file, or the folder that holds it (`folder`: xgbserver, lgbserver)."""
     return ServerCommand("KServe", lambda model, http, grpc: [
-        str(kserve_python()), str(ROOT / "benchmarks" / script), *leading, str(model),
-        str(http), str(grpc)], output=output)
+        str(kserve_python()), str(ROOT / "benchmarks" / script), *leading,
+        str(model.parent if folder else model), str(http), str(grpc)], output=output)
 
 
 # --- the tree cases: an XGBoost and a LightGBM regressor --------------------------------------
@@ -244,10 +245,12 @@ CASES = [
     Case("sklearn", sklearn_model, (ours(), kserve("server_kserve_model.py")), feature_bodies),
     Case("xgboost", xgboost_model,
          (ours(("predict", "<f4")), kserve("server_kserve_trees.py", "xgboost",
-                                           output=("output-0", "<f4"))), feature_bodies),
+                                           output=("output-0", "<f4"), folder=True)),
+         feature_bodies),
     Case("lightgbm", lightgbm_model,
          (ours(("predict", "<f8")), kserve("server_kserve_trees.py", "lightgbm",
-                                           output=("output-0", "<f8"))), feature_bodies),
+                                           output=("output-0", "<f8"), folder=True)),
+         feature_bodies),
 ]
 
 
