@@ -81,7 +81,8 @@ def cluster_settings(settings: StackSettings) -> ClusterSettings:
         keda_service_account=settings.keda_service_account,
         prometheus_address=settings.prometheus_address or "",
         gateway=settings.gateway,
-        fetch_image=settings.fetch_image or "")
+        fetch_image=settings.fetch_image or "",
+        endpoint_picker_image=settings.endpoint_picker_image or "")
 
 
 def aws_region() -> str | None:

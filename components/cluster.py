@@ -42,6 +42,9 @@ class ClusterSettings:
     fetch_image: str = ""
     """The fetch-and-verify image (images/fetch.Dockerfile), digest-pinned: the init container
     of every model with pinned files (stack config `fetchImage`)."""
+    endpoint_picker_image: str = ""
+    """The endpoint picker's image, digest-pinned (stack config `endpointPickerImage`): the
+    Deployment every LLM's InferencePool names in `endpointPickerRef`."""
     namespace_resource: pulumi.Input[str] | None = None
     """The namespace as an output of its resource, when the stack creates it: using it
     makes every object wait for the namespace."""

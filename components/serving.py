@@ -22,6 +22,7 @@ from components.identity import (
     decrypt_with,
     read_prefix,
 )
+from components.inference_pool import InferencePool, InferencePoolArgs
 from components.metrics import request_query
 from components.podspec import (
     PodOptions,
@@ -83,6 +84,9 @@ class ModelService(pulumi.ComponentResource):
                 spec=ingress_policy(args.provenance, args.cluster,
                                     port_numbers(runtime_for(args.spec).ports(args.spec))),
                 opts=child)
+        if args.spec.speaks_openai and args.cluster.gateway:
+            InferencePool(name, InferencePoolArgs(
+                provenance=args.provenance, cluster=args.cluster, port=serving.port), child)
         if progressive:
             ProgressiveRollout(name, ProgressiveRolloutArgs(
                 provenance=args.provenance, cluster=args.cluster, serving=serving,

@@ -6,6 +6,11 @@ The route matches the model's Open Inference Protocol paths (`/v2/models/<name>`
 sends them to the stable version's Service, to each weighted candidate's Service by its
 weight (`backendRefs`), and copies them to each shadow (`RequestMirror` filters, whose
 answers the gateway discards).
+
+An LLM (OpenAI API) is routed by model name instead, as the Gateway API Inference Extension
+does: the route matches `/v1/` with the `X-Gateway-Model-Name` header equal to the model's
+or one of its adapters' names, and its backends are the versions' InferencePools
+(`components.inference_pool`), whose endpoint pickers choose the pod.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ class ModelRouteArgs:
     port: int
     """The HTTP port of the model's Services (stable and candidates alike)."""
     candidates: tuple[Candidate, ...] = ()
+    served_names: tuple[str, ...] = ()
+    """An LLM's names in the OpenAI API (the model's, its adapters'): the route then matches
+    `/v1/` by model name and sends to the versions' InferencePools. Empty: an OIP model."""
 
 
 class ModelRoute(pulumi.ComponentResource):
@@ -53,23 +61,41 @@ def model_path(model: str) -> str:
     return f"/v2/models/{model}"
 
 
+OPENAI_PATH = "/v1/"
+MODEL_HEADER = "X-Gateway-Model-Name"
+"""Where the gateway's body-based router puts the request body's `model` (GAIE v1.5.0
+`pkg/bbr/README.md`), so that routes can match by model name."""
+POOL_REF = {"group": "inference.networking.k8s.io", "kind": "InferencePool"}
+
+
 def route_spec(args: ModelRouteArgs) -> dict[str, Any]:
     namespace, gateway = args.cluster.gateway_ref
     model = args.provenance.model
 
-    def service(candidate: str) -> str:
-        return workload_name(model, candidate or None)
+    def backend(candidate: str) -> dict[str, Any]:
+        name = workload_name(model, candidate or None)
+        if args.served_names:
+            return {**POOL_REF, "name": name}
+        return {"name": name, "port": args.port}
 
-    backends = [{"name": service(name), "port": args.port, "weight": weight}
+    backends = [{**backend(name), "weight": weight}
                 for name, weight in traffic_split(args.candidates).items()]
     mirrors = [{"type": "RequestMirror", "requestMirror": {
-        "backendRef": {"name": service(c.name), "port": args.port}, "percent": c.mirror}}
+        "backendRef": backend(c.name), "percent": c.mirror}}
         for c in args.candidates if c.mirror is not None]
-    rule: dict[str, Any] = {
-        "matches": [{"path": {"type": "PathPrefix", "value": model_path(model)}}],
-        "backendRefs": backends}
+    rule: dict[str, Any] = {"matches": matches(args), "backendRefs": backends}
     if mirrors:
         rule["filters"] = mirrors
     return {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
                             "name": gateway, "namespace": namespace}],
             "rules": [rule]}
+
+
+def matches(args: ModelRouteArgs) -> list[dict[str, Any]]:
+    """OIP: the model's path prefix. An LLM: `/v1/` (the OpenAI API) with the model-name
+    header equal to one of its served names, one match each (matches are ORed)."""
+    if not args.served_names:
+        return [{"path": {"type": "PathPrefix", "value": model_path(args.provenance.model)}}]
+    return [{"path": {"type": "PathPrefix", "value": OPENAI_PATH},
+             "headers": [{"type": "Exact", "name": MODEL_HEADER, "value": name}]}
+            for name in args.served_names]

@@ -574,6 +574,19 @@ class ModelSpec(Strict):
             object.__setattr__(self, "serving", serving.model_copy(update=update))
         return self
 
+    @property
+    def speaks_openai(self) -> bool:
+        """Served over the OpenAI API (vLLM, or a custom runtime with `protocol: openai`): an
+        LLM, routed by model name to an InferencePool behind the stack's Gateway."""
+        return self.runtime.engine == "vllm" or self.runtime.protocol == "openai"
+
+    @property
+    def served_names(self) -> list[str]:
+        """The names clients ask for in the OpenAI API's `model`: the model's, then each
+        LoRA adapter's."""
+        adapters = self.serving.adapters if self.serving else []
+        return [self.name, *[adapter.name for adapter in adapters]]
+
     def candidate_spec(self, candidate: Candidate) -> ModelSpec:
         """The model as a candidate runs it: its version, artifact and image (by default the
         model's image settings, built for that version), the model's serving settings."""

@@ -123,6 +123,11 @@ def stack_problems(item: ResolvedModel, resolution: Resolution,
                 "stack (it requires approved models): list every file with its sha256 and "
                 "size in `files` (`python -m modelfleet artifact lock`)"))
 
+    if spec.speaks_openai and settings.gateway:
+        needs(("runtime", "engine"), settings.endpoint_picker_image,
+              "an LLM behind the Gateway is routed by an endpoint picker (Gateway API "
+              "Inference Extension)", "endpointPickerImage",
+              "ghcr.io/llm-d/llm-d-router-endpoint-picker@sha256:<digest>")
     if serving.scale_metric != "cpu":
         metric = ("serving", "scaleMetric")
         needs(metric, settings.prometheus_address,

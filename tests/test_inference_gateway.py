@@ -1,0 +1,211 @@
+"""LLMs behind the stack's Gateway: an InferencePool per version, its endpoint picker, the
+route by model name (Gateway API Inference Extension), and the bad input refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from planner.render import kubernetes_objects
+from planner.simulate import ProgramFailed, Simulation
+from tests.deploy import deploy
+
+DIGEST = "a" * 64
+EPP_IMAGE = "ghcr.io/llm-d/llm-d-router-endpoint-picker@sha256:" + "e" * 64
+FETCH_IMAGE = "registry.example/modelfleet/fetch@sha256:" + "f" * 64
+CONFIG = {"modelfleet:gateway": "gateway-system/models",
+          "modelfleet:fetchImage": FETCH_IMAGE,
+          "modelfleet:endpointPickerImage": EPP_IMAGE}
+ADAPTER = """\
+        - name: ticket-triage
+          version: 1.2.0
+          artifact:
+            uri: s3://weights/adapters/triage/1.2.0/
+            files:
+              - {path: adapter_config.json, sha256: '%s', size: 733}
+""" % ("c" * 64)
+
+
+def llm(name: str = "assistant", adapter: str = ADAPTER, serving: str = "") -> str:
+    return f"""\
+  - name: {name}
+    team: support
+    version: 1.0.0
+    runtime: {{engine: vllm}}
+    artifact: {{uri: s3://weights/{name}/}}
+    image: {{ref: "docker.io/vllm/vllm-openai@sha256:{DIGEST}"}}
+    serving:
+      resources: {{cpu: "8", memory: 48Gi, gpu: 1}}
+{serving}      adapters:
+{adapter}"""
+
+
+CANDIDATE = """\
+      candidates:
+        - name: next
+          version: 1.1.0
+          artifact: {uri: s3://weights/assistant-next/}
+          weight: 20
+        - name: shadow
+          version: 1.2.0
+          artifact: {uri: s3://weights/assistant-shadow/}
+          mirror: 50
+"""
+
+
+def manifest(*models: str) -> str:
+    return "apiVersion: modelfleet/v1\nmodels:\n" + "".join(models)
+
+
+def objects_of(simulation: Simulation) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o
+            for o in kubernetes_objects(simulation.registrations)}
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], dict[str, Any]]:
+    path = tmp_path_factory.mktemp("gateway") / "models.yaml"
+    path.write_text(manifest(llm(serving=CANDIDATE)), encoding="utf-8")
+    return objects_of(deploy(path, config=CONFIG))
+
+
+def test_each_version_gets_a_pool_of_exactly_its_serving_pods_on_the_engine_port(
+        fleet: dict[tuple[str, str], dict[str, Any]]) -> None:
+    for workload in ("assistant", "assistant-next", "assistant-shadow"):
+        pool = fleet[("InferencePool", workload)]
+        assert pool["apiVersion"] == "inference.networking.k8s.io/v1"
+        deployment = fleet[("Deployment", workload)]
+        assert pool["spec"]["selector"]["matchLabels"] == \
+            deployment["spec"]["selector"]["matchLabels"]
+        assert pool["spec"]["targetPorts"] == [{"number": 8000}]
+        assert pool["spec"]["endpointPickerRef"] == {
+            "kind": "Service", "name": f"{workload}-epp", "port": {"number": 9002},
+            "failureMode": "FailOpen"}
+    selectors = {tuple(sorted(fleet[("InferencePool", w)]["spec"]["selector"]
+                              ["matchLabels"].items()))
+                 for w in ("assistant", "assistant-next", "assistant-shadow")}
+    assert len(selectors) == 3, "no two versions' pools may select the same pods"
+
+
+def test_the_endpoint_picker_runs_as_upstreams_chart_with_the_stacks_pinned_image(
+        fleet: dict[tuple[str, str], dict[str, Any]]) -> None:
+    deployment = fleet[("Deployment", "assistant-epp")]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == EPP_IMAGE
+    assert container["args"] == [
+        "--pool-name", "assistant", "--pool-namespace", "models",
+        "--pool-group", "inference.networking.k8s.io",
+        "--config-file", "/config/default-plugins.yaml", "--grpc-health-port", "9003"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "grpc": 9002, "grpc-health": 9003, "metrics": 9090}
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container[probe]["grpc"] == {"port": 9003, "service": "inference-extension"}
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert pod["serviceAccountName"] == "assistant-epp"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod["automountServiceAccountToken"] is False
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["kube-api-access"] == "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert mounts["config"] == "/config"
+    (config,) = [v for v in pod["volumes"] if v["name"] == "config"]
+    assert config["configMap"]["name"] == "assistant-epp"
+
+
+def test_the_endpoint_picker_scores_queue_kv_cache_and_prefix_cache_as_upstream(
+        fleet: dict[tuple[str, str], dict[str, Any]]) -> None:
+    text = fleet[("ConfigMap", "assistant-epp")]["data"]["default-plugins.yaml"]
+    config = yaml.safe_load(text)
+    assert config["kind"] == "EndpointPickerConfig"
+    (profile,) = config["schedulingProfiles"]
+    assert {p["pluginRef"]: p["weight"] for p in profile["plugins"]} == {
+        "queue-scorer": 2, "kv-cache-utilization-scorer": 2, "prefix-cache-scorer": 3}
+    declared = {p["type"] for p in config["plugins"]}
+    assert {"metrics-data-source", "core-metrics-extractor"} <= declared
+
+
+def test_the_endpoint_picker_may_only_read_pods_and_inference_objects_in_its_namespace(
+        fleet: dict[tuple[str, str], dict[str, Any]]) -> None:
+    role = fleet[("Role", "assistant-epp")]
+    assert role["metadata"]["namespace"] == "models"
+    granted = {(group, resource, verb) for rule in role["rules"]
+               for group in rule["apiGroups"] for resource in rule["resources"]
+               for verb in rule["verbs"]}
+    assert {verb for _, _, verb in granted} == {"get", "list", "watch"}
+    assert {(group, resource) for group, resource, _ in granted} == {
+        ("", "pods"), ("inference.networking.k8s.io", "inferencepools"),
+        ("inference.networking.x-k8s.io", "inferenceobjectives"),
+        ("inference.networking.x-k8s.io", "inferencemodelrewrites")}
+    assert not any(kind == "ClusterRole" for kind, _ in fleet)
+    binding = fleet[("RoleBinding", "assistant-epp")]
+    assert binding["roleRef"]["name"] == "assistant-epp"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "assistant-epp",
+                                    "namespace": "models"}]
+
+
+def test_only_the_gateways_namespace_reaches_the_pickers_ext_proc_port_over_h2c(
+        fleet: dict[tuple[str, str], dict[str, Any]]) -> None:
+    service = fleet[("Service", "assistant-epp")]
+    (ext_proc,) = [p for p in service["spec"]["ports"] if p["port"] == 9002]
+    assert ext_proc["appProtocol"] == "kubernetes.io/h2c"
+    rules = fleet[("NetworkPolicy", "assistant-epp")]["spec"]["ingress"]
+    (from_gateway,) = [r for r in rules if r["ports"] == [{"port": 9002, "protocol": "TCP"}]]
+    (peer,) = from_gateway["from"]
+    assert peer["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["gateway-system"]}]
+
+
+def test_the_route_matches_the_openai_api_by_model_name_and_splits_between_pools(
+        fleet: dict[tuple[str, str], dict[str, Any]]) -> None:
+    (rule,) = fleet[("HTTPRoute", "assistant")]["spec"]["rules"]
+    assert [(m["path"], m["headers"]) for m in rule["matches"]] == [
+        ({"type": "PathPrefix", "value": "/v1/"},
+         [{"type": "Exact", "name": "X-Gateway-Model-Name", "value": name}])
+        for name in ("assistant", "ticket-triage")]
+    pool = {"group": "inference.networking.k8s.io", "kind": "InferencePool"}
+    assert rule["backendRefs"] == [{**pool, "name": "assistant", "weight": 80},
+                                   {**pool, "name": "assistant-next", "weight": 20}]
+    assert rule["filters"] == [{"type": "RequestMirror", "requestMirror": {
+        "backendRef": {**pool, "name": "assistant-shadow"}, "percent": 50}}]
+
+
+def test_a_stack_without_a_gateway_gets_no_pool_and_needs_no_picker(tmp_path: Path) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text(manifest(llm()), encoding="utf-8")
+    objects = objects_of(deploy(path, config={"modelfleet:fetchImage": FETCH_IMAGE}))
+    assert not {kind for kind, _ in objects} & {"InferencePool", "HTTPRoute", "Role"}
+    assert ("Deployment", "assistant") in objects
+
+
+def failure_of(tmp_path: Path, text: str, config: dict[str, str]) -> list[str]:
+    path = tmp_path / "models.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ProgramFailed) as failure:
+        deploy(path, config=config)
+    assert failure.value.simulation.registrations == [], "nothing may be declared"
+    return failure.value.simulation.messages("error")
+
+
+def test_an_llm_behind_the_gateway_needs_the_stacks_endpoint_picker_image(
+        tmp_path: Path) -> None:
+    config = {k: v for k, v in CONFIG.items() if k != "modelfleet:endpointPickerImage"}
+    (error,) = failure_of(tmp_path, manifest(llm()), config)
+    assert error.endswith(
+        "models.yaml:6: model 'assistant' (environment 'dev'): runtime.engine: an LLM behind "
+        "the Gateway is routed by an endpoint picker (Gateway API Inference Extension), but "
+        "the stack has no modelfleet:endpointPickerImage; set it (`pulumi config set "
+        "modelfleet:endpointPickerImage "
+        "ghcr.io/llm-d/llm-d-router-endpoint-picker@sha256:<digest>`)")
+
+
+def test_an_endpoint_picker_image_without_a_digest_is_refused(tmp_path: Path) -> None:
+    config = {**CONFIG, "modelfleet:endpointPickerImage":
+              "ghcr.io/llm-d/llm-d-router-endpoint-picker:v0.10.0"}
+    (error,) = failure_of(tmp_path, manifest(llm()), config)
+    assert "modelfleet:endpointPickerImage: 'ghcr.io/llm-d/llm-d-router-endpoint-picker:" \
+        "v0.10.0' is not pinned" in error
