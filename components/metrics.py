@@ -27,6 +27,17 @@ def request_query(metric: str, namespace: str, deployment: str) -> str:
             f'route="infer"}}[{REQUEST_WINDOW}]))')
 
 
+def saturation_query(metric: str, waiting: str, kv_cache: str, namespace: str,
+                     deployment: str) -> str:
+    """An LLM engine's saturation summed over a Deployment's pods: requests waiting in its
+    queue (`queue`, the gauge `waiting`), or KV-cache use in percent (`kv-cache`, the gauge
+    `kv_cache`, whose 1 is 100%). KEDA divides it by the replica count (AverageValue), so the
+    target is per pod: waiting requests, or percent of one pod's KV cache."""
+    if metric == "queue":
+        return f"sum({waiting}{{{pods(namespace, deployment)}}})"
+    return f"100 * sum({kv_cache}{{{pods(namespace, deployment)}}})"
+
+
 # Flagger's MetricTemplates: `{{ namespace }}`, `{{ target }}` (the canary Deployment) and
 # `{{ interval }}` are Flagger's own template variables.
 _CANARY = pods("{{ namespace }}", "{{ target }}") + ',route="infer"'

@@ -209,3 +209,101 @@ def test_an_endpoint_picker_image_without_a_digest_is_refused(tmp_path: Path) ->
     (error,) = failure_of(tmp_path, manifest(llm()), config)
     assert "modelfleet:endpointPickerImage: 'ghcr.io/llm-d/llm-d-router-endpoint-picker:" \
         "v0.10.0' is not pinned" in error
+
+
+PROMETHEUS = {"modelfleet:prometheusAddress": "http://prometheus-operated.monitoring.svc:9090"}
+QUEUE = "      scaleMetric: queue\n      scaleTarget: 5\n"
+KV_CACHE = "      scaleMetric: kv-cache\n      scaleTarget: 80\n"
+PODS = 'namespace="models",pod=~"assistant-[a-z0-9]+-[a-z0-9]+"'
+
+
+def scaled(tmp_path: Path, serving: str) -> dict[tuple[str, str], dict[str, Any]]:
+    path = tmp_path / "models.yaml"
+    path.write_text(manifest(llm(serving=serving)), encoding="utf-8")
+    return objects_of(deploy(path, config={**CONFIG, **PROMETHEUS}))
+
+
+@pytest.mark.parametrize(("serving", "query", "threshold"), [
+    (QUEUE, f"sum(vllm:num_requests_waiting{{{PODS}}})", "5"),
+    (KV_CACHE, f"100 * sum(vllm:kv_cache_usage_perc{{{PODS}}})", "80"),
+])
+def test_an_llm_scales_on_its_engines_queue_or_kv_cache_per_pod(
+        tmp_path: Path, serving: str, query: str, threshold: str) -> None:
+    objects = scaled(tmp_path, serving)
+    spec = objects[("ScaledObject", "assistant")]["spec"]
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "prometheus"
+    assert trigger["metricType"] == "AverageValue"
+    assert trigger["metadata"]["query"] == query
+    assert trigger["metadata"]["threshold"] == threshold
+    assert spec["scaleTargetRef"]["name"] == "assistant"
+    assert "replicas" not in objects[("Deployment", "assistant")]["spec"]
+    assert ("HorizontalPodAutoscaler", "assistant") not in objects
+
+
+def test_an_llm_scales_up_within_a_minute_and_down_one_pod_after_fifteen_calm_minutes(
+        tmp_path: Path) -> None:
+    behavior = scaled(tmp_path, QUEUE)[("ScaledObject", "assistant")]["spec"]["advanced"][
+        "horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
+    assert {p["type"]: (p["value"], p["periodSeconds"])
+            for p in behavior["scaleUp"]["policies"]} == {"Percent": (100, 60), "Pods": (2, 60)}
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 900
+    assert behavior["scaleDown"]["policies"] == [{"type": "Pods", "value": 1,
+                                                  "periodSeconds": 300}]
+
+
+def test_switching_an_llm_from_cpu_to_queue_hands_the_deployment_over_to_keda(
+        tmp_path: Path) -> None:
+    before = scaled(tmp_path, "")
+    hpa = before[("HorizontalPodAutoscaler", "assistant")]
+    assert hpa["metadata"]["annotations"]["validations.keda.sh/hpa-ownership"] == "false"
+    after = scaled(tmp_path, QUEUE)
+    assert after[("ScaledObject", "assistant")]["spec"]["scaleTargetRef"] == \
+        hpa["spec"]["scaleTargetRef"]
+    for objects in (before, after):
+        assert "replicas" not in objects[("Deployment", "assistant")]["spec"]
+
+
+def test_every_engine_that_may_scale_on_saturation_names_both_metrics() -> None:
+    from components.runtimes import RUNTIMES
+    from modelfleet.manifest.schema import SATURATION_ENGINES
+    exports = {engine for engine, runtime in RUNTIMES.items()
+               if runtime.metrics.waiting and runtime.metrics.kv_cache}
+    assert exports == set(SATURATION_ENGINES) == {"vllm"}
+    assert RUNTIMES["vllm"].metrics.waiting == "vllm:num_requests_waiting"
+    assert RUNTIMES["vllm"].metrics.kv_cache == "vllm:kv_cache_usage_perc"
+
+
+TRITON = f"""\
+  - name: ranker
+    team: search
+    version: 2.3.0
+    runtime:
+      engine: custom
+      port: 8000
+      protocol: oip
+      health: {{live: /v2/health/live, ready: /v2/health/ready}}
+    artifact: {{uri: s3://weights/ranker/}}
+    image: {{ref: "nvcr.io/nvidia/tritonserver@sha256:{DIGEST}"}}
+    serving:
+      resources: {{gpu: 1}}
+      scaleMetric: queue
+      scaleTarget: 5
+"""
+
+
+def test_saturation_scaling_is_refused_on_a_runtime_without_those_metrics(
+        tmp_path: Path) -> None:
+    (error,) = failure_of(tmp_path, manifest(TRITON), {**CONFIG, **PROMETHEUS})
+    assert error.endswith(
+        "models.yaml:15: model 'ranker' (environment 'dev'): serving.scaleMetric: queue is "
+        "read from an LLM engine's own metrics (vllm: vllm:num_requests_waiting, "
+        "vllm:kv_cache_usage_perc), which engine custom does not export; use cpu")
+
+
+def test_a_kv_cache_target_above_100_percent_is_refused(tmp_path: Path) -> None:
+    text = manifest(llm(serving=KV_CACHE.replace("80", "150")))
+    (error,) = failure_of(tmp_path, text, {**CONFIG, **PROMETHEUS})
+    assert error.endswith("models.yaml:12: model 'assistant' (environment 'dev'): "
+                          "serving.scaleTarget: 150 is a KV-cache use above 100 percent")

@@ -1,5 +1,6 @@
 """An LLM with candidates behind the Gateway, on a real API server with the Gateway API and
-Inference Extension CRDs: every pool, endpoint picker object and route accepted, every Pod
+Inference Extension CRDs: every pool, endpoint picker object, route and ScaledObject (on
+KV-cache use) accepted, every Pod
 admitted under `restricted`, and each pool's selector, evaluated by the server, taking in
 exactly its own version's serving pods."""
 
@@ -13,7 +14,7 @@ from planner.render import kubernetes_objects
 from tests.deploy import deploy
 from tests.gitrepo import GitRepo
 from tests.kube.cluster import Cluster
-from tests.test_inference_gateway import CANDIDATE, CONFIG, llm, manifest
+from tests.test_inference_gateway import CANDIDATE, CONFIG, KV_CACHE, PROMETHEUS, llm, manifest
 from tests.test_kube_stacks import selector, workloads
 
 pytestmark = pytest.mark.xdist_group("kube")
@@ -31,15 +32,16 @@ def test_each_pool_selects_exactly_its_versions_pods_on_the_server(
         cluster: Cluster, repo: GitRepo) -> None:
     cluster.require_controllers()
     namespace = cluster.namespace("llm")
-    path = repo.write("models.yaml", manifest(llm(serving=CANDIDATE)))
-    simulation = deploy(path, config={**CONFIG, "modelfleet:namespace": namespace})
+    path = repo.write("models.yaml", manifest(llm(serving=KV_CACHE + CANDIDATE)))
+    simulation = deploy(path, config={**CONFIG, **PROMETHEUS,
+                                      "modelfleet:namespace": namespace})
     objects = kubernetes_objects(simulation.registrations)
     kinds = {(obj["kind"], obj["metadata"]["name"]) for obj in objects}
     for version in VERSIONS:
         assert {("InferencePool", version), ("Deployment", f"{version}-epp"),
                 ("Service", f"{version}-epp"), ("Role", f"{version}-epp"),
                 ("RoleBinding", f"{version}-epp"), ("ConfigMap", f"{version}-epp"),
-                ("NetworkPolicy", f"{version}-epp")} <= kinds
+                ("NetworkPolicy", f"{version}-epp"), ("ScaledObject", version)} <= kinds
     dry_run = cluster.kubectl.apply(objects, dry_run=True)
     assert dry_run.clean, str(dry_run)
     applied = cluster.kubectl.apply(objects)
