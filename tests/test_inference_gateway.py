@@ -307,3 +307,14 @@ def test_a_kv_cache_target_above_100_percent_is_refused(tmp_path: Path) -> None:
     (error,) = failure_of(tmp_path, text, {**CONFIG, **PROMETHEUS})
     assert error.endswith("models.yaml:12: model 'assistant' (environment 'dev'): "
                           "serving.scaleTarget: 150 is a KV-cache use above 100 percent")
+
+
+def test_a_name_two_llms_serve_on_one_stack_is_refused_where_the_second_sets_it(
+        tmp_path: Path) -> None:
+    second = llm("helpdesk", adapter=ADAPTER.replace("ticket-triage", "assistant"))
+    errors = failure_of(tmp_path, manifest(llm(), second), CONFIG)
+    assert [error.split("models.yaml:", 1)[1] for error in errors] == [
+        "27: model 'helpdesk' (environment 'dev'): serving.adapters[0].name: 'assistant' is "
+        "already served by the LLM 'assistant' on this stack; clients name the model they "
+        "want in the OpenAI API's `model` and the Gateway routes by it, so each name may "
+        "belong to one LLM"]
