@@ -282,7 +282,8 @@ def test_removing_a_model_flags_what_is_deleted_and_says_what_is_kept(
         project: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
     models = project.root / "models.yaml"
     text = models.read_text()
-    models.write_text(text[:text.index("  # On a GPU")])
+    models.write_text(text[:text.index("  # On a GPU")]
+                      + text[text.index("  # A large language model"):])
     project.commit("retire image-tagger")
     planned = document(project, capsys)
     summary = by_model(planned)["image-tagger"]

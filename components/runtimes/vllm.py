@@ -14,9 +14,10 @@ needs a GPU), at these commits of vllm-project/vllm:
   `vllm:request_success`, `vllm:lora_requests_info`; `vllm:num_requests_waiting` and
   `vllm:num_requests_running` (the scheduler gauges) as the Gateway API Inference
   Extension's endpoint picker reads them (llm-d-router@v0.10.0 pkg/epp/server/options.go).
-- Caches (vllm `envs.py`): `VLLM_CACHE_ROOT` defaults to `${XDG_CACHE_HOME:-~/.cache}/vllm`,
-  `VLLM_CONFIG_ROOT` to `${XDG_CONFIG_HOME:-~/.config}/vllm`; usage stats are off with
-  `VLLM_NO_USAGE_STATS=1` and `DO_NOT_TRACK=1`. `HF_HOME`, `HF_HUB_OFFLINE` are
+- `vllm/envs.py` @001f69f8: `VLLM_CACHE_ROOT` defaults to `${XDG_CACHE_HOME:-~/.cache}/vllm`,
+  `VLLM_CONFIG_ROOT` to `${XDG_CONFIG_HOME:-~/.config}/vllm`, `VLLM_RPC_BASE_PATH` to the
+  temporary folder (`/tmp`, an emptyDir); usage stats are off with `VLLM_NO_USAGE_STATS=1`
+  and `DO_NOT_TRACK=1` (read as `VLLM_DO_NOT_TRACK`). `HF_HOME`, `HF_HUB_OFFLINE` are
   huggingface_hub's, `TRITON_CACHE_DIR` Triton's, `TORCHINDUCTOR_CACHE_DIR` torch's.
 - `/dev/shm`: PyTorch shares tensors between the tensor-parallel workers through shared
   memory (docs.vllm.ai deployment/docker); the vLLM production-stack mounts a Memory

@@ -340,7 +340,8 @@ class PodSettings(Strict):
     rollout: Rollout = Rollout()
     startup_seconds: int = Field(600, ge=10, le=7200, alias="startupSeconds")
     """Seconds a pod may take to load its model before it counts as failed (startup probe);
-    liveness is checked only once it is ready."""
+    liveness is checked only once it is ready. Default 600, or 1800 with `runtime.engine:
+    vllm`."""
     node_selector: dict[str, str] = Field({}, alias="nodeSelector")
     """Node labels the pods need, e.g. `nvidia.com/gpu.product: NVIDIA-A10G`; merged over the
     stack's GPU node selector for models with GPUs."""
