@@ -318,3 +318,16 @@ def test_a_name_two_llms_serve_on_one_stack_is_refused_where_the_second_sets_it(
         "already served by the LLM 'assistant' on this stack; clients name the model they "
         "want in the OpenAI API's `model` and the Gateway routes by it, so each name may "
         "belong to one LLM"]
+
+
+def test_a_custom_openai_runtime_gets_a_pool_on_its_own_port(tmp_path: Path) -> None:
+    openai = TRITON.replace("name: ranker", "name: chat").replace("protocol: oip",
+                                                                  "protocol: openai").replace(
+        "      scaleMetric: queue\n      scaleTarget: 5\n", "").replace("port: 8000",
+                                                                        "port: 8080")
+    path = tmp_path / "models.yaml"
+    path.write_text(manifest(openai), encoding="utf-8")
+    objects = objects_of(deploy(path, config=CONFIG))
+    assert objects[("InferencePool", "chat")]["spec"]["targetPorts"] == [{"number": 8080}]
+    (rule,) = objects[("HTTPRoute", "chat")]["spec"]["rules"]
+    assert [m["headers"][0]["value"] for m in rule["matches"]] == ["chat"]
