@@ -331,3 +331,21 @@ def test_a_custom_openai_runtime_gets_a_pool_on_its_own_port(tmp_path: Path) -> 
     assert objects[("InferencePool", "chat")]["spec"]["targetPorts"] == [{"number": 8080}]
     (rule,) = objects[("HTTPRoute", "chat")]["spec"]["rules"]
     assert [m["headers"][0]["value"] for m in rule["matches"]] == ["chat"]
+
+
+def test_promoting_an_llm_candidate_moves_the_stable_pool_to_its_version(
+        tmp_path: Path) -> None:
+    from modelfleet.rollout.promote import promote_text
+    text = manifest(llm(serving=CANDIDATE))
+    edited = promote_text(text, "models.yaml", "assistant", "next").text
+    path = tmp_path / "models.yaml"
+    path.write_text(edited, encoding="utf-8")
+    simulation = deploy(path, config=CONFIG)
+    objects = objects_of(simulation)
+    assert sorted(name for kind, name in objects if kind == "InferencePool") == [
+        "assistant", "assistant-shadow"]
+    stable = objects[("Deployment", "assistant")]["spec"]["template"]
+    assert stable["metadata"]["labels"]["app.kubernetes.io/version"] == "1.1.0"
+    assert stable["spec"]["containers"][0]["args"][0] == "s3://weights/assistant-next/"
+    (rule,) = objects[("HTTPRoute", "assistant")]["spec"]["rules"]
+    assert [b["name"] for b in rule["backendRefs"]] == ["assistant"]
