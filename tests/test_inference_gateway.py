@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from components.runtimes import RUNTIMES
+from modelfleet.manifest.schema import SATURATION_ENGINES
+from modelfleet.rollout.promote import promote_text
 from planner.render import kubernetes_objects
 from planner.simulate import ProgramFailed, Simulation
 from tests.deploy import deploy
@@ -266,8 +269,6 @@ def test_switching_an_llm_from_cpu_to_queue_hands_the_deployment_over_to_keda(
 
 
 def test_every_engine_that_may_scale_on_saturation_names_both_metrics() -> None:
-    from components.runtimes import RUNTIMES
-    from modelfleet.manifest.schema import SATURATION_ENGINES
     exports = {engine for engine, runtime in RUNTIMES.items()
                if runtime.metrics.waiting and runtime.metrics.kv_cache}
     assert exports == set(SATURATION_ENGINES) == {"vllm"}
@@ -335,7 +336,6 @@ def test_a_custom_openai_runtime_gets_a_pool_on_its_own_port(tmp_path: Path) -> 
 
 def test_promoting_an_llm_candidate_moves_the_stable_pool_to_its_version(
         tmp_path: Path) -> None:
-    from modelfleet.rollout.promote import promote_text
     text = manifest(llm(serving=CANDIDATE))
     edited = promote_text(text, "models.yaml", "assistant", "next").text
     path = tmp_path / "models.yaml"

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from planner.changes import ResourceChange
+from planner.gateway import POOL, pool_lines
+from planner.recorder import Registration
+from planner.review import ModelView
 from tests.gitrepo import GitRepo
 from tests.shipped import copy_project
 from tests.test_plan_review import by_model, document
@@ -55,3 +59,16 @@ def test_a_candidate_pool_a_picker_image_and_a_scaling_switch_show_in_the_summar
             "scores") in lines
     assert ("scaling of assistant: 1 to 2 replicas on cpu at 70% → 1 to 2 replicas on "
             "KV-cache use (percent) at 80 per pod (KEDA)") in lines
+
+
+def test_a_replaced_pool_is_flagged_with_what_breaks_meanwhile() -> None:
+    def pool(namespace: str) -> Registration:
+        return Registration(type=POOL, name="assistant-pool", urn="urn:pool", parent="",
+                            custom=True, inputs={"metadata": {"name": "assistant",
+                                                              "namespace": namespace}})
+    view = ModelView("assistant", base=[pool("models")], head=[pool("llm")],
+                     changes=[ResourceChange("replace", POOL, "assistant-pool", "urn:pool")])
+    assert pool_lines(view) == [
+        "replaces InferencePool assistant: while it is deleted and created again the route's "
+        "backend is missing, and the Gateway answers its share of requests with 500 (Gateway "
+        "API HTTPRoute `backendRefs`)"]
