@@ -9,11 +9,15 @@ Built as the upstream charts build it, read (not run: no gateway runs here) at t
   `--pool-name`, `--pool-namespace`, `--pool-group`, `--config-file`, `--grpc-health-port`;
   ports 9002 (ext-proc gRPC, Service `appProtocol: kubernetes.io/h2c`), 9003 (gRPC health,
   service `inference-extension`), 9090 (metrics); strategy Recreate; grace period 130 s.
-- GAIE v1.5.0, `config/charts/inferencepool/templates/rbac.yaml` (@13113fb2): get, watch and
-  list on `inferencepools`, `inferenceobjectives` and `inferencemodelrewrites`; with the pods
-  it reads its pool's endpoints from. Leases and events only for several replicas with leader
-  election, token and access reviews only for an authenticated metrics endpoint: one replica
-  and a plain metrics port here, so neither.
+- GAIE v1.5.0, `config/charts/inferencepool/templates/rbac.yaml` (@13113fb2), and
+  llm-d-router's copy (@9fab645a), which reads the objectives under `llm-d.ai` too: get, watch
+  and list on `inferencepools`, `inferenceobjectives` and `inferencemodelrewrites`; with the
+  pods it reads its pool's endpoints from. Leases and events only for several replicas with
+  leader election (`_leader-election-rbac.yaml`), token and access reviews only for an
+  authenticated metrics endpoint: one replica here, and `--metrics-endpoint-auth=false` as
+  the chart renders it without Prometheus auth (llm-d-router routerlib `_deployment.yaml`
+  @2200bfcf, with `--tracing=false` and the `NAMESPACE` variable), the NetworkPolicy
+  limiting who reaches the metrics port instead.
 - GAIE v1.5.0, `config/charts/epplib/templates/_config.yaml` (@74621d38): the default
   `EndpointPickerConfig`, `queue-scorer` (weight 2), `kv-cache-utilization-scorer` (2),
   `prefix-cache-scorer` (3), with the `metrics-data-source` (HTTP `/metrics`) and the
@@ -82,7 +86,7 @@ RULES = [
     k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["pods"], verbs=READ),
     k8s.rbac.v1.PolicyRuleArgs(api_groups=[POOL_GROUP], resources=["inferencepools"],
                                verbs=READ),
-    k8s.rbac.v1.PolicyRuleArgs(api_groups=["inference.networking.x-k8s.io"],
+    k8s.rbac.v1.PolicyRuleArgs(api_groups=["inference.networking.x-k8s.io", "llm-d.ai"],
                                resources=["inferenceobjectives", "inferencemodelrewrites"],
                                verbs=READ),
 ]
@@ -152,11 +156,13 @@ def container(args: EndpointPickerArgs) -> ModelContainer:
             grpc=k8s.core.v1.GRPCActionArgs(port=HEALTH_PORT, service=HEALTH_SERVICE),
             period_seconds=period, timeout_seconds=2, failure_threshold=failures)
     return ModelContainer(
-        name=COMPONENT, image=args.cluster.endpoint_picker_image, env=[],
+        name=COMPONENT, image=args.cluster.endpoint_picker_image,
+        env=[("NAMESPACE", args.cluster.namespace)],
         resources=Resources.model_validate(RESOURCES),
         args=["--pool-name", args.pool, "--pool-namespace", args.cluster.namespace,
               "--pool-group", POOL_GROUP, "--config-file", f"{CONFIG_PATH}/{CONFIG_FILE}",
-              "--grpc-health-port", str(HEALTH_PORT)],
+              "--grpc-health-port", str(HEALTH_PORT), "--tracing=false",
+              "--metrics-endpoint-auth=false"],
         ports=[k8s.core.v1.ContainerPortArgs(name=port_name, container_port=number,
                                              protocol="TCP")
                for port_name, number in (("grpc", EXT_PROC_PORT), ("grpc-health", HEALTH_PORT),

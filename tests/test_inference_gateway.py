@@ -102,7 +102,8 @@ def test_the_endpoint_picker_runs_as_upstreams_chart_with_the_stacks_pinned_imag
     assert container["args"] == [
         "--pool-name", "assistant", "--pool-namespace", "models",
         "--pool-group", "inference.networking.k8s.io",
-        "--config-file", "/config/default-plugins.yaml", "--grpc-health-port", "9003"]
+        "--config-file", "/config/default-plugins.yaml", "--grpc-health-port", "9003",
+        "--tracing=false", "--metrics-endpoint-auth=false"]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "grpc": 9002, "grpc-health": 9003, "metrics": 9090}
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
@@ -143,7 +144,8 @@ def test_the_endpoint_picker_may_only_read_pods_and_inference_objects_in_its_nam
     assert {(group, resource) for group, resource, _ in granted} == {
         ("", "pods"), ("inference.networking.k8s.io", "inferencepools"),
         ("inference.networking.x-k8s.io", "inferenceobjectives"),
-        ("inference.networking.x-k8s.io", "inferencemodelrewrites")}
+        ("inference.networking.x-k8s.io", "inferencemodelrewrites"),
+        ("llm-d.ai", "inferenceobjectives"), ("llm-d.ai", "inferencemodelrewrites")}
     assert not any(kind == "ClusterRole" for kind, _ in fleet)
     binding = fleet[("RoleBinding", "assistant-epp")]
     assert binding["roleRef"]["name"] == "assistant-epp"
