@@ -351,3 +351,13 @@ def test_promoting_an_llm_candidate_moves_the_stable_pool_to_its_version(
     assert stable["spec"]["containers"][0]["args"][0] == "s3://weights/assistant-next/"
     (rule,) = objects[("HTTPRoute", "assistant")]["spec"]["rules"]
     assert [b["name"] for b in rule["backendRefs"]] == ["assistant"]
+
+
+def test_an_llm_with_candidates_needs_the_stacks_gateway(tmp_path: Path) -> None:
+    config = {k: v for k, v in CONFIG.items() if k != "modelfleet:gateway"}
+    (error,) = failure_of(tmp_path, manifest(llm(serving=CANDIDATE)), config)
+    assert error.endswith(
+        "models.yaml:11: model 'assistant' (environment 'dev'): serving.candidates: "
+        "candidates share traffic through a Gateway API HTTPRoute, but the stack has no "
+        "modelfleet:gateway; set it (`pulumi config set modelfleet:gateway "
+        "gateway-system/models`)")
