@@ -21,7 +21,8 @@ Built as the upstream charts build it, read (not run: no gateway runs here) at t
 - GAIE v1.5.0, `config/charts/epplib/templates/_config.yaml` (@74621d38): the default
   `EndpointPickerConfig`, `queue-scorer` (weight 2), `kv-cache-utilization-scorer` (2),
   `prefix-cache-scorer` (3), with the `metrics-data-source` (HTTP `/metrics`) and the
-  `core-metrics-extractor`; llm-d-router v0.10.0 reads it under `llm-d.ai/v1alpha1`.
+  `core-metrics-extractor`; llm-d-router's routerlib `_config.yaml` (@00bacf3a) renders the
+  same scorers and weights under `llm-d.ai/v1alpha1`, which its picker reads.
 
 The pod is the project's hardened pod (`components.podspec`): non-root, read-only root
 filesystem, no capabilities, seccomp RuntimeDefault, admitted under `restricted`. It needs
