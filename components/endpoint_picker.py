@@ -145,6 +145,8 @@ class EndpointPicker(pulumi.ComponentResource):
 
 
 def metadata(name: str, args: EndpointPickerArgs) -> k8s.meta.v1.ObjectMetaArgs:
+    """Every picker object's metadata: its name, the stack's namespace, the version's labels
+    (component `endpoint-picker`) and provenance."""
     return k8s.meta.v1.ObjectMetaArgs(
         name=name, namespace=args.cluster.object_namespace,
         labels=args.provenance.labels(COMPONENT), annotations=args.provenance.annotations())

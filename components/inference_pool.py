@@ -72,6 +72,7 @@ class InferencePool(pulumi.ComponentResource):
 
 
 def pool_spec(args: InferencePoolArgs, picker: pulumi.Input[str]) -> dict[str, Any]:
+    """The pool's `spec`: the version's Deployment selector, the engine's port, its picker."""
     return {
         "selector": {"matchLabels": args.provenance.selector(COMPONENT)},
         "targetPorts": [{"number": args.port}],
