@@ -99,7 +99,8 @@ def cluster_settings(settings: StackSettings) -> ClusterSettings:
         fetch_image=settings.fetch_image or "",
         prometheus=settings.prometheus,
         prometheus_namespace=settings.prometheus_namespace,
-        monitoring_labels=dict(settings.monitoring_labels))
+        monitoring_labels=dict(settings.monitoring_labels),
+        endpoint_picker_image=settings.endpoint_picker_image or "")
 
 
 def aws_region() -> str | None:

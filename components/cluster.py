@@ -49,6 +49,9 @@ class ClusterSettings:
     monitoring_labels: Mapping[str, str] = field(
         default_factory=lambda: {"release": "kube-prometheus-stack"})
     """Labels the Prometheus Operator's selectors match, on PodMonitors and rules."""
+    endpoint_picker_image: str = ""
+    """The endpoint picker's image, digest-pinned (stack config `endpointPickerImage`): the
+    Deployment every LLM's InferencePool names in `endpointPickerRef`."""
     namespace_resource: pulumi.Input[str] | None = None
     """The namespace as an output of its resource, when the stack creates it: using it
     makes every object wait for the namespace."""

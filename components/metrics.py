@@ -47,6 +47,23 @@ def request_query(metric: str, namespace: str, deployment: str,
     return _total(requests, matcher, window)
 
 
+def saturation_query(metric: str, waiting: str, kv_cache: str, namespace: str,
+                     deployment: str) -> str:
+    """An LLM engine's saturation summed over a Deployment's pods: requests waiting in its
+    queue (`queue`, the gauge `waiting`), or KV-cache use in percent (`kv-cache`, the gauge
+    `kv_cache`, whose 1 is 100%). KEDA divides it by the replica count (AverageValue), so the
+    target is per pod: waiting requests, or percent of one pod's KV cache.
+
+    vLLM's gauges, read at vllm-project/vllm@005a810b `vllm/v1/metrics/loggers.py`
+    (`PrometheusStatLogger`): `vllm:num_requests_waiting` ("Number of requests waiting to be
+    processed") and `vllm:kv_cache_usage_perc` ("1 means 100 percent usage"), both labelled
+    `model_name` and `engine` (one series per engine core of a pod, so the sum adds them);
+    the older `vllm:gpu_cache_usage_perc` is deprecated there."""
+    if metric == "queue":
+        return f"sum({waiting}{{{pods(namespace, deployment)}}})"
+    return f"100 * sum({kv_cache}{{{pods(namespace, deployment)}}})"
+
+
 # Flagger's MetricTemplates: `{{ namespace }}`, `{{ target }}` (the canary Deployment) and
 # `{{ interval }}` are Flagger's own template variables.
 _CANARY = pods("{{ namespace }}", "{{ target }}")

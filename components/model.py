@@ -93,7 +93,9 @@ class DeployedModel(pulumi.ComponentResource):
             if args.cluster.gateway and serving.rollout.strategy != "progressive":
                 ModelRoute(name, ModelRouteArgs(
                     provenance=args.provenance, cluster=args.cluster, port=serving.port,
-                    candidates=tuple(serving.candidates)), child)
+                    candidates=tuple(serving.candidates),
+                    served_names=tuple(args.spec.served_names)
+                    if args.spec.speaks_openai else ()), child)
         self.workers = None
         if args.spec.batch is not None:
             self.workers = BatchWorkers(name, BatchWorkersArgs(

@@ -22,7 +22,8 @@ from components.identity import (
     decrypt_with,
     read_prefix,
 )
-from components.metrics import request_query
+from components.inference_pool import InferencePool, InferencePoolArgs
+from components.metrics import request_query, saturation_query
 from components.network import serving_ingress
 from components.podspec import (
     PodOptions,
@@ -35,7 +36,7 @@ from components.runtimes import RuntimeInputs, runtime_for
 from components.runtimes.base import COMPONENT, RequestMetrics, port_numbers
 from components.runtimes.modelserver import LIVE_PATH, READY_PATH
 from components.workload import ModelWorkloadArgs
-from modelfleet.manifest.schema import ModelSpec, Serving
+from modelfleet.manifest.schema import SATURATION_METRICS, ModelSpec, Serving
 
 SCALE_DOWN_WINDOW_SECONDS = 300
 __all__ = ["COMPONENT", "LIVE_PATH", "READY_PATH", "ModelService", "ModelServiceArgs"]
@@ -85,6 +86,9 @@ class ModelService(pulumi.ComponentResource):
                                     port_numbers(runtime_for(args.spec).ports(args.spec)),
                                     metrics_port(args.spec), load_tester_namespace(serving)),
                 opts=child)
+        if args.spec.speaks_openai and args.cluster.gateway:
+            InferencePool(name, InferencePoolArgs(
+                provenance=args.provenance, cluster=args.cluster, port=serving.port), child)
         if progressive:
             ProgressiveRollout(name, ProgressiveRolloutArgs(
                 provenance=args.provenance, cluster=args.cluster, serving=serving,
@@ -244,13 +248,39 @@ SCALING_BEHAVIOR: dict[str, Any] = {
 }
 """Up at once (double, or four more pods, every 15 s), down by half a minute at most
 after five calm minutes: the HPA's and KEDA's (which passes it on to its HPA) alike."""
+SATURATION_BEHAVIOR: dict[str, Any] = {
+    "scaleDown": {"stabilizationWindowSeconds": 900, "selectPolicy": "Min",
+                  "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}]},
+    "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                "policies": [{"type": "Percent", "value": 100, "periodSeconds": 60},
+                             {"type": "Pods", "value": 2, "periodSeconds": 60}]},
+}
+"""An LLM scaled on its engine's queue or KV cache: up at once (double, or two more pods,
+each minute), since a new pod takes minutes before it serves (weights loaded, kernels
+compiled: `startupSeconds`, half an hour by default) and the queue grows meanwhile; down
+one pod every five minutes, only after fifteen calm minutes, since a removed pod takes its
+warm KV and prefix cache with it and brings the cold start back if the load returns. The
+vLLM production-stack's KEDA example waits 360 s (helm/values.yaml, vllm-stack-0.1.12);
+fifteen minutes outlasts the queue gauge's bursts between requests of a conversation."""
 REQUEST_TRIGGER = "requests"
 
 
 def request_scaler(name: str, args: ModelServiceArgs, deployment: pulumi.Input[str],
                    opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
-    """A KEDA ScaledObject with the `prometheus` trigger: scale on request load per pod."""
+    """A KEDA ScaledObject with the `prometheus` trigger: scale on request load per pod (our
+    model server's metrics), or on an LLM engine's saturation per pod (its own metrics, named
+    by its runtime: `components/runtimes/vllm.py`), with `SATURATION_BEHAVIOR`."""
     serving = args.serving
+    metric, namespace = serving.scale_metric, args.cluster.namespace
+    if metric in SATURATION_METRICS:
+        names = runtime_for(args.spec).metrics
+        if names.waiting is None or names.kv_cache is None:
+            raise ValueError(f"engine {args.spec.runtime.engine} exports no {metric} metric")
+        query = saturation_query(metric, names.waiting, names.kv_cache, namespace, name)
+        behavior, trigger = SATURATION_BEHAVIOR, metric
+    else:
+        query = request_query(metric, namespace, name, requests(args.spec))
+        behavior, trigger = SCALING_BEHAVIOR, REQUEST_TRIGGER
     return k8s.apiextensions.CustomResource(
         name, api_version=KEDA_API, kind="ScaledObject", metadata=object_meta(name, args),
         spec={
@@ -258,15 +288,14 @@ def request_scaler(name: str, args: ModelServiceArgs, deployment: pulumi.Input[s
             "pollingInterval": 15,
             "minReplicaCount": serving.replicas.min,
             "maxReplicaCount": serving.replicas.max,
-            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": SCALING_BEHAVIOR}},
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": behavior}},
             "triggers": [{
                 "type": "prometheus",
-                "name": REQUEST_TRIGGER,
+                "name": trigger,
                 "metricType": "AverageValue",
                 "metadata": {
                     "serverAddress": args.cluster.prometheus_address,
-                    "query": request_query(serving.scale_metric, args.cluster.namespace, name,
-                                           requests(args.spec)),
+                    "query": query,
                     "threshold": str(serving.scale_target),
                 },
             }],

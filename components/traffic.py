@@ -17,6 +17,10 @@ HTTPRouteRule.matches, Gateway API v1.6.1 `config/crd/standard/
 gateway.networking.k8s.io_httproutes.yaml`). A shadow's version gets no rule: its answers
 are never served, so a request pinned to it goes the weighted way (and is mirrored), as
 before.
+An LLM (OpenAI API) is routed by model name instead, as the Gateway API Inference Extension
+does: the route matches `/v1/` with the `X-Gateway-Model-Name` header equal to the model's
+or one of its adapters' names, and its backends are the versions' InferencePools
+(`components.inference_pool`), whose endpoint pickers choose the pod.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ class ModelRouteArgs:
     port: int
     """The HTTP port of the model's Services (stable and candidates alike)."""
     candidates: tuple[Candidate, ...] = ()
+    served_names: tuple[str, ...] = ()
+    """An LLM's names in the OpenAI API (the model's, its adapters'): the route then matches
+    `/v1/` by model name and sends to the versions' InferencePools. Empty: an OIP model."""
 
 
 class ModelRoute(pulumi.ComponentResource):
@@ -72,6 +79,11 @@ def model_path(model: str) -> str:
 def version_path(model: str, version: str) -> str:
     """The Open Inference Protocol's path prefix of one version of a model."""
     return f"{model_path(model)}/versions/{version}"
+OPENAI_PATH = "/v1/"
+MODEL_HEADER = "X-Gateway-Model-Name"
+"""Where the gateway's body-based router puts the request body's `model` (GAIE v1.5.0
+`pkg/bbr/README.md`), so that routes can match by model name."""
+POOL_REF = {"group": "inference.networking.k8s.io", "kind": "InferencePool"}
 
 
 def route_spec(args: ModelRouteArgs) -> dict[str, Any]:
@@ -81,20 +93,21 @@ def route_spec(args: ModelRouteArgs) -> dict[str, Any]:
     model = args.provenance.model
 
     def backend(candidate: str) -> dict[str, Any]:
-        return {"name": workload_name(model, candidate or None), "port": args.port}
+        name = workload_name(model, candidate or None)
+        if args.served_names:
+            return {**POOL_REF, "name": name}
+        return {"name": name, "port": args.port}
 
     backends = [{**backend(name), "weight": weight}
                 for name, weight in traffic_split(args.candidates).items()]
     mirrors = [{"type": "RequestMirror", "requestMirror": {
         "backendRef": backend(c.name), "percent": c.mirror}}
         for c in args.candidates if c.mirror is not None]
-    rule: dict[str, Any] = {
-        "matches": [{"path": {"type": "PathPrefix", "value": model_path(model)}}],
-        "backendRefs": backends}
+    rule: dict[str, Any] = {"matches": matches(args), "backendRefs": backends}
     if mirrors:
         rule["filters"] = mirrors
     rules = [rule]
-    if args.candidates:
+    if args.candidates and not args.served_names:  # OIP: pinned versions' paths
         served = [("", args.provenance.version)] + [
             (c.name, c.version) for c in args.candidates if c.weight is not None]
         rules += [{"matches": [{"path": {"type": "PathPrefix",
@@ -104,3 +117,13 @@ def route_spec(args: ModelRouteArgs) -> dict[str, Any]:
     return {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
                             "name": gateway, "namespace": namespace}],
             "rules": rules}
+
+
+def matches(args: ModelRouteArgs) -> list[dict[str, Any]]:
+    """OIP: the model's path prefix. An LLM: `/v1/` (the OpenAI API) with the model-name
+    header equal to one of its served names, one match each (matches are ORed)."""
+    if not args.served_names:
+        return [{"path": {"type": "PathPrefix", "value": model_path(args.provenance.model)}}]
+    return [{"path": {"type": "PathPrefix", "value": OPENAI_PATH},
+             "headers": [{"type": "Exact", "name": MODEL_HEADER, "value": name}]}
+            for name in args.served_names]

@@ -73,7 +73,22 @@ def _trigger(trigger: dict[str, Any]) -> str:
     metadata = trigger.get("metadata") or {}
     if trigger.get("type") == "aws-sqs-queue":
         return f"queue depth, one replica per {metadata.get('queueLength')} messages"
+    if trigger.get("type") == "prometheus":
+        query = str(metadata.get("query") or "")
+        signal = next((what for needle, what in PROMETHEUS_SIGNALS if needle in query),
+                      "a Prometheus query")
+        return f"{signal} at {metadata.get('threshold')} per pod"
     return str(trigger.get("type", "a trigger"))
+
+
+PROMETHEUS_SIGNALS = (
+    ("modelserver_requests_in_flight", "requests in flight"),
+    ("modelserver_requests_total", "requests per second"),
+    ("num_requests_waiting", "requests waiting in the engine"),
+    ("kv_cache_usage_perc", "KV-cache use (percent)"),
+)
+"""What a `prometheus` trigger follows, told by the metric its query reads
+(components/metrics.py)."""
 
 
 def is_route(registration: Registration) -> bool:
@@ -102,14 +117,14 @@ def _pinned_version(rule: dict[str, Any]) -> str | None:
 
 def _rule(rule: dict[str, Any]) -> str:
     backends = [b for b in rule.get("backendRefs") or [] if isinstance(b, dict)]
-    weights = [(str(b.get("name")), float(b.get("weight", 1))) for b in backends]
+    weights = [(_backend(b), float(b.get("weight", 1))) for b in backends]
     total = sum(weight for _, weight in weights)
     parts = [f"{name} {round(100 * weight / total) if total else 0}%" for name, weight in weights]
     mirrors = []
     for item in rule.get("filters") or []:
         mirror = item.get("requestMirror") if isinstance(item, dict) else None
         if isinstance(mirror, dict):
-            target = (mirror.get("backendRef") or {}).get("name")
+            target = _backend(mirror.get("backendRef") or {})
             share = mirror.get("percent")
             mirrors.append(f"{target}" + (f" ({share}%)" if share is not None else ""))
     text = ", ".join(parts)
@@ -128,3 +143,9 @@ def artifact_files(model: str, registrations: Iterable[Registration]) -> dict[st
             files[registration.name.removeprefix(prefix)] = \
                 source.get("sha256") if isinstance(source, dict) else None
     return files
+
+
+def _backend(ref: dict[str, Any]) -> str:
+    """A backend by name; an InferencePool as `pool <name>`."""
+    name = str(ref.get("name"))
+    return f"pool {name}" if ref.get("kind") == "InferencePool" else name

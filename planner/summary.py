@@ -22,6 +22,7 @@ from planner.describe import (
     short_type,
     traffic,
 )
+from planner.gateway import POOL, pool_lines
 from planner.llm import llm_of
 from planner.recorder import Registration
 from planner.render import plain
@@ -89,6 +90,7 @@ def _added(view: ModelView) -> ModelSummary:
                          f"{rollout.bounds()}{gpus})")
     if llm := llm_of(view.new):
         lines.append(llm.summary())
+    lines += pool_lines(view)
     if any(r.type == DOCKER_IMAGE for r in view.head):
         lines.append("image built from its build context")
     elif view.new and (view.new.get("image") or {}).get("ref"):
@@ -114,7 +116,7 @@ def _changed(view: ModelView) -> ModelSummary:
     rolls = rollout_lines(view)
     lines = [*rolls, *_image(view, bool(rolls)), *_artifact(view), *_scaling(view),
              *_candidates(view), *_traffic(view), *_runs(view), *_permissions(view),
-             *_replaced(view), *_adapters(view),
+             *pool_lines(view), *_replaced(view), *_adapters(view),
              *_other_fields(view)]
     if lines and (llm := llm_of(view.new)):
         lines.append(llm.summary())
@@ -323,7 +325,7 @@ def _replaced(view: ModelView) -> list[str]:
     """Replacements not told above. A version's metadata object moves to the new version's
     key on every bump (the old one is retained): that is routine, not news."""
     others = [_named(c) for c in view.changes if c.op == "replace"
-              and c.type not in (DEPLOYMENT, BUCKET_OBJECT)]
+              and c.type not in (DEPLOYMENT, BUCKET_OBJECT, POOL)]
     return [f"also replaces {_listed(others)}"] if others else []
 
 

@@ -1,6 +1,8 @@
 """Validation of custom resources against the CRD schemas their projects publish.
 
-The shipped schemas are KEDA's (tests/schemas/keda, with their source cited).
+The shipped schemas are KEDA's (tests/schemas/keda, with their source cited) and the Gateway
+API Inference Extension's InferencePool (tests/schemas/gateway-api-inference-extension, from
+kubernetes-sigs/gateway-api-inference-extension v1.6.0 `config/crd/bases`).
 Like the API server with strict field validation, an unknown field is an error:
 every object schema that lists its properties, and does not declare itself open,
 is closed here.

@@ -24,17 +24,20 @@ from tests.test_runtime_request_metrics import manifest as triton_manifest
 from tests.validators import is_custom, kubernetes_versions, run_checkov, schema_errors
 
 FETCH_IMAGE = "registry.example/modelfleet/fetch@sha256:" + "f" * 64
+EPP_IMAGE = "ghcr.io/llm-d/llm-d-router-endpoint-picker@sha256:" + "e" * 64
 
 
 @pytest.fixture(scope="module")
 def example() -> Simulation:
     """The example manifest as prod deploys it: serving, GPU, workers, a run, the namespace,
-    an LLM on vLLM with its fetch-and-verify init container, Triton as a custom runtime."""
+    an LLM on vLLM with its fetch-and-verify init container, its InferencePool and endpoint
+    picker, Triton as a custom runtime."""
     return deploy(PROJECT / "models.yaml", stack="prod", environment="prod",
                   config={"modelfleet:createNamespace": "true",
                           "modelfleet:gateway": "gateway-system/models",
                           "modelfleet:prometheusAddress": "http://prometheus.monitoring:9090",
-                          "modelfleet:fetchImage": FETCH_IMAGE})
+                          "modelfleet:fetchImage": FETCH_IMAGE,
+                          "modelfleet:endpointPickerImage": EPP_IMAGE})
 
 
 def test_every_built_in_object_is_valid_for_supported_kubernetes(example: Simulation) -> None:
@@ -56,9 +59,17 @@ def test_every_keda_object_is_valid_for_kedas_crds(example: Simulation) -> None:
     assert [error for obj in keda for error in custom_resource_errors(obj)] == []
 
 
+def test_every_inference_pool_is_valid_for_the_inference_extensions_crd(
+        example: Simulation) -> None:
+    pools = [obj for obj in kubernetes_objects(example.registrations)
+             if obj["kind"] == "InferencePool"]
+    assert [pool["metadata"]["name"] for pool in pools] == ["assistant"]
+    assert [error for obj in pools for error in custom_resource_errors(obj)] == []
+
+
 def test_the_validator_catches_a_misspelled_field(example: Simulation) -> None:
     deployment = next(o for o in kubernetes_objects(example.registrations)
-                      if o["kind"] == "Deployment")
+                      if o["kind"] == "Deployment" and "rollingUpdate" in o["spec"]["strategy"])
     broken = yaml.safe_load(yaml.safe_dump(deployment))
     broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
     broken["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] = [0]

@@ -24,9 +24,11 @@ EXPECTED = {
         # the fraud detector's challenger and the tagger's shadow (a built image, a Deployment,
         # a Service, an autoscaler, a role and a metadata record each), a route per online
         # model, the tagger on KEDA (requests in flight); the assistant (vLLM) and the ranker
-        # (Triton), prebuilt: a repository, Deployment, Service, HPA, route, role, record each
+        # (Triton), prebuilt: a repository, Deployment, Service, HPA, route, role, record each;
+        # the assistant's endpoint picker (a Deployment, a Service) for its InferencePool
         "aws:ecr/repository:Repository": 6, "docker:index/image:Image": 5,
-        "kubernetes:apps/v1:Deployment": 9, "kubernetes:core/v1:Service": 7,
+        "kubernetes:apps/v1:Deployment": 10, "kubernetes:core/v1:Service": 8,
+        "kubernetes:inference.networking.k8s.io/v1:InferencePool": 1,
         "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": 5,
         "kubernetes:keda.sh/v1alpha1:ScaledObject": 4, "kubernetes:batch/v1:Job": 0,
         "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": 5,
@@ -36,9 +38,11 @@ EXPECTED = {
         # the fraud detector's challenger and the tagger's shadow (a built image, a Deployment,
         # a Service, an autoscaler, a role and a metadata record each), a route per online
         # model, the tagger on KEDA (requests in flight); the assistant (vLLM) and the ranker
-        # (Triton), prebuilt: a repository, Deployment, Service, HPA, route, role, record each
+        # (Triton), prebuilt: a repository, Deployment, Service, HPA, route, role, record each;
+        # the assistant's endpoint picker (a Deployment, a Service) for its InferencePool
         "aws:ecr/repository:Repository": 6, "docker:index/image:Image": 5,
-        "kubernetes:apps/v1:Deployment": 9, "kubernetes:core/v1:Service": 7,
+        "kubernetes:apps/v1:Deployment": 10, "kubernetes:core/v1:Service": 8,
+        "kubernetes:inference.networking.k8s.io/v1:InferencePool": 1,
         "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": 5,
         "kubernetes:keda.sh/v1alpha1:ScaledObject": 4, "kubernetes:batch/v1:Job": 1,
         "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": 5,

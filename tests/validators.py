@@ -24,9 +24,10 @@ CHECKOV_CONFIG = PROJECT / ".checkov.yaml"
 
 
 CUSTOM_API_GROUPS = ("keda.sh/", "gateway.networking.k8s.io/", "flagger.app/",
-                     "monitoring.coreos.com/")
+                     "monitoring.coreos.com/", "inference.networking.k8s.io/")
 """Kinds of CRDs, which kubernetes-validate has no schema for: the real API server checks
-them against their CRDs (tests/test_kube_*.py), KEDA's also tests/kubernetes_crds.py."""
+them against their CRDs (tests/test_kube_*.py), KEDA's and the InferencePool's also
+tests/kubernetes_crds.py."""
 
 
 def is_custom(obj: dict[str, Any]) -> bool:

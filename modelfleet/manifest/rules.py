@@ -16,6 +16,8 @@ from modelfleet.manifest.schema import (
     GPU_SURGE,
     GPU_UNAVAILABLE,
     MODEL_NAME_MAX,
+    SATURATION_ENGINES,
+    SATURATION_METRICS,
 )
 from modelfleet.manifest.yamldoc import Path
 
@@ -204,14 +206,28 @@ def _scaling(model: dict[str, Any]) -> list[Finding]:
         return []
     found: list[Finding] = []
     metric, target = serving.get("scaleMetric", "cpu"), serving.get("scaleTarget")
-    if metric in ("concurrency", "rps") and target is None:
-        unit = "requests in flight" if metric == "concurrency" else "requests per second"
+    units = {"concurrency": ("requests in flight", 4), "rps": ("requests per second", 4),
+             "queue": ("requests waiting in the engine's queue", 5),
+             "kv-cache": ("percent of its KV cache", 80)}
+    if metric in units and target is None:
+        unit, example = units[metric]
         found.append((("serving", "scaleTarget"),
                       f"is required with scaleMetric {metric}: the {unit} one pod should "
-                      "take (e.g. 4)"))
+                      f"take (e.g. {example})"))
     if metric == "cpu" and isinstance(target, int) and target > 100:
         found.append((("serving", "scaleTarget"),
                       f"{target} is a CPU utilization above 100 percent of the request"))
+    if metric == "kv-cache" and isinstance(target, int) and target > 100:
+        found.append((("serving", "scaleTarget"),
+                      f"{target} is a KV-cache use above 100 percent"))
+    runtime = _at(model, ("runtime",))
+    engine = runtime.get("engine", "modelserver") if isinstance(runtime, dict) else "modelserver"
+    if metric in SATURATION_METRICS and engine not in SATURATION_ENGINES:
+        found.append((("serving", "scaleMetric"),
+                      f"{metric} is read from an LLM engine's own metrics (vllm: "
+                      "vllm:num_requests_waiting, vllm:kv_cache_usage_perc), which engine "
+                      f"{engine} does not export; use cpu"
+                      + ("" if engine != "modelserver" else ", concurrency or rps")))
     port, grpc = serving.get("port", 8080), serving.get("grpcPort", 8081)
     if isinstance(port, int) and port == grpc:
         found.append((("serving", "grpcPort"),

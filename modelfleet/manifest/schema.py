@@ -229,7 +229,13 @@ def _int_or_percent(value: int | str) -> str | None:
 IntOrPercent = Annotated[int | str, _checked(_int_or_percent), WithJsonSchema({
     "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _INT_OR_PERCENT}],
     "description": "a number of pods, or a percentage of the wanted pods such as '25%'"})]
-SCALE_METRICS = ("cpu", "concurrency", "rps")
+SCALE_METRICS = ("cpu", "concurrency", "rps", "queue", "kv-cache")
+SATURATION_METRICS = ("queue", "kv-cache")
+"""An LLM engine's own saturation signals: requests waiting in its queue per pod, and its
+KV-cache use per pod (percent)."""
+SATURATION_ENGINES = ("vllm",)
+"""Engines that export both saturation gauges (their names: `components/runtimes/<engine>.py`,
+`metrics`)."""
 
 
 def _scale_metric(value: str) -> str | None:
@@ -246,7 +252,9 @@ def _scale_metric(value: str) -> str | None:
 ScaleMetric = Annotated[str, _checked(_scale_metric), WithJsonSchema({
     "enum": list(SCALE_METRICS),
     "description": "what the autoscaler follows (KServe's scaleMetric): cpu, concurrency "
-                   "(requests in flight per pod) or rps (requests per second per pod)"})]
+                   "(requests in flight per pod), rps (requests per second per pod), and for "
+                   "LLM engines queue (requests waiting per pod) or kv-cache (KV-cache use per "
+                   "pod, percent)"})]
 
 
 class Strict(BaseModel):
@@ -456,10 +464,12 @@ class Serving(PodSettings):
     """Average CPU use, in percent of the request, that the autoscaler aims for."""
     scale_metric: ScaleMetric = Field("cpu", alias="scaleMetric")
     """What the autoscaler follows; concurrency and rps are read from the model server's own
-    Prometheus metrics through a KEDA ScaledObject (stack config `prometheusAddress`)."""
+    Prometheus metrics, queue and kv-cache from an LLM engine's, through a KEDA ScaledObject
+    (stack config `prometheusAddress`)."""
     scale_target: int | None = Field(None, ge=1, alias="scaleTarget")
     """Target per pod (KServe's scaleTarget): requests in flight for concurrency, requests per
-    second for rps (both required), percent CPU for cpu (default: targetCPUUtilization)."""
+    second for rps, requests waiting for queue, percent of the KV cache for kv-cache (1-100)
+    (all required), percent CPU for cpu (default: targetCPUUtilization)."""
     grpc_port: int = Field(8081, ge=1024, le=65535, alias="grpcPort")
     """Port of the Open Inference Protocol's gRPC endpoint; probes stay on HTTP."""
     candidates: list[Candidate] = []
@@ -661,6 +671,19 @@ class ModelSpec(Strict):
         if update:
             object.__setattr__(self, "serving", serving.model_copy(update=update))
         return self
+
+    @property
+    def speaks_openai(self) -> bool:
+        """Served over the OpenAI API (vLLM, or a custom runtime with `protocol: openai`): an
+        LLM, routed by model name to an InferencePool behind the stack's Gateway."""
+        return self.runtime.engine == "vllm" or self.runtime.protocol == "openai"
+
+    @property
+    def served_names(self) -> list[str]:
+        """The names clients ask for in the OpenAI API's `model`: the model's, then each
+        LoRA adapter's."""
+        adapters = self.serving.adapters if self.serving else []
+        return [self.name, *[adapter.name for adapter in adapters]]
 
     def candidate_spec(self, candidate: Candidate) -> ModelSpec:
         """The model as a candidate runs it: its version, artifact and image (by default the

@@ -78,6 +78,7 @@ def load_release(settings: StackSettings, project_root: Path,
         source, file, settings.environment, {m.name: m.version for m in resolution.models})
     problems = [problem for item in resolution.resolved
                 for problem in stack_problems(item, resolution, settings)]
+    problems += shared_served_names(resolution)
     models = tuple(_prepare(item, source, resolution, origins[item.spec.name], problems)
                    for item in resolution.resolved)
     if problems:
@@ -123,6 +124,11 @@ def stack_problems(item: ResolvedModel, resolution: Resolution,
                 "stack (it requires approved models): list every file with its sha256 and "
                 "size in `files` (`python -m modelfleet artifact lock`)"))
 
+    if spec.speaks_openai and settings.gateway:
+        needs(("runtime", "engine"), settings.endpoint_picker_image,
+              "an LLM behind the Gateway is routed by an endpoint picker (Gateway API "
+              "Inference Extension)", "endpointPickerImage",
+              "ghcr.io/llm-d/llm-d-router-endpoint-picker@sha256:<digest>")
     if serving.scale_metric != "cpu":
         metric = ("serving", "scaleMetric")
         needs(metric, settings.prometheus_address,
@@ -145,6 +151,28 @@ def stack_problems(item: ResolvedModel, resolution: Resolution,
         needs(strategy, settings.prometheus_address,
               "Flagger's analysis reads the model server's metrics from Prometheus",
               "prometheusAddress", PROMETHEUS_EXAMPLE)
+    return found
+
+
+def shared_served_names(resolution: Resolution) -> list[Problem]:
+    """An LLM's names in the OpenAI API (its own, its adapters') that an LLM before it on the
+    stack already serves: the Gateway routes by that name (`X-Gateway-Model-Name`), so a
+    shared one would send a client to either model."""
+    owners: dict[str, str] = {}
+    found = []
+    for item in resolution.resolved:
+        spec = item.spec
+        if spec.serving is None or not spec.speaks_openai:
+            continue
+        paths: list[Path_] = [("name",)] + [("serving", "adapters", index, "name")
+                                            for index in range(len(spec.serving.adapters))]
+        for name, path in zip(spec.served_names, paths, strict=True):
+            owner = owners.setdefault(name, spec.name)
+            if owner != spec.name:
+                found.append(resolution.problem(
+                    item, path, f"'{name}' is already served by the LLM '{owner}' on this "
+                    "stack; clients name the model they want in the OpenAI API's `model` "
+                    "and the Gateway routes by it, so each name may belong to one LLM"))
     return found
 
 

@@ -25,7 +25,7 @@ CONFIG_KEYS = ("environment", "namespace", "manifest", "manifestRef", "team", "r
                "allowedNamespaces", "gpuNodeSelector", "gpuTolerationKey", "keda",
                "kedaServiceAccount", "prometheusAddress", "gateway", "flagger",
                "fetchImage", "gpuMemoryGiB", "weightsDownloadMBps", "prometheus",
-               "prometheusNamespace", "monitoringLabels")
+               "prometheusNamespace", "monitoringLabels", "endpointPickerImage")
 DEFAULT_DOWNLOAD_MBPS = 100
 """Megabytes per second a pod is assumed to download weights at, unless the stack says: a
 conservative figure for one S3 client stream into a node's disk."""
@@ -75,6 +75,10 @@ class StackSettings:
     fetch_image: str | None = None
     """The fetch-and-verify image (images/fetch.Dockerfile), pinned by digest: the init
     container of every model whose files are pinned (LLM weights, LoRA adapters)."""
+    endpoint_picker_image: str | None = None
+    """The Gateway API Inference Extension's endpoint picker (llm-d-router's
+    `ghcr.io/llm-d/llm-d-router-endpoint-picker`), pinned by digest: one per LLM behind the
+    stack's Gateway picks the pod for each request."""
     gpu_memory_gib: int = 0
     """Memory of one GPU of the stack's GPU nodes, in GiB; 0: unknown (no `gpu-memory`
     check)."""
@@ -126,6 +130,7 @@ class StackSettings:
             gateway=reader.reference("gateway"),
             flagger=reader.boolean("flagger"),
             fetch_image=reader.image("fetchImage"),
+            endpoint_picker_image=reader.image("endpointPickerImage"),
             gpu_memory_gib=reader.integer("gpuMemoryGiB", 0, low=0),
             weights_download_mbps=reader.integer("weightsDownloadMBps", DEFAULT_DOWNLOAD_MBPS,
                                                  low=1),
