@@ -111,7 +111,7 @@ def test_a_triton_models_flagger_and_keda_objects_are_valid(repo: GitRepo) -> No
     objects = kubernetes_objects(simulation.registrations)
     custom = [obj for obj in objects if is_custom(obj)]
     assert {obj["kind"] for obj in custom} == {"Canary", "MetricTemplate", "ScaledObject",
-                                               "HTTPRoute"}
+                                               "HTTPRoute", "PodMonitor", "PrometheusRule"}
     keda = [obj for obj in custom if obj["apiVersion"].startswith("keda.sh/")]
     assert len(keda) == 2
     assert [error for obj in keda for error in custom_resource_errors(obj)] == []
