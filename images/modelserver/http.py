@@ -64,6 +64,10 @@ class Reply:
     """The JSON header's size when binary tensors follow it."""
 
 
+LOOP_STOP_SECONDS = 5.0
+"""The longest `drain` waits for the event loop's thread to end, whatever the grace."""
+
+
 class ModelHTTPServer:
     """The protocol over HTTP/1.1 on `address` (port 0 picks a free one).
 
@@ -110,7 +114,11 @@ class ModelHTTPServer:
         self.server.should_exit = True
         finished = self.state.wait_idle(grace_seconds)
         if self.serving.is_set():
-            finished = self.stopped.wait(grace_seconds) and finished
+            # uvicorn notices `should_exit` within its 0.1 s tick. The process must not end
+            # with the uvloop loop still running in its daemon thread: a native event loop
+            # torn down by interpreter exit can crash the process (seen: SIGSEGV after a
+            # model failed to load, where the exit status must be 1).
+            finished = self.stopped.wait(max(grace_seconds, LOOP_STOP_SECONDS)) and finished
         else:
             self.socket.close()
         self.inference.stop()
