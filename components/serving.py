@@ -28,6 +28,7 @@ from components.network import serving_ingress
 from components.podspec import (
     PodOptions,
     hardened_pod_template,
+    metrics_annotations,
     rolling_update,
 )
 from components.progressive import ProgressiveRollout, ProgressiveRolloutArgs
@@ -203,7 +204,7 @@ def deployment_spec(args: ModelServiceArgs,
         template=hardened_pod_template(
             args.provenance, COMPONENT, pod.container, args.cluster,
             PodOptions(service_account=identity.service_account_name, settings=serving,
-                       termination_grace_seconds=30, annotations=pod.annotations),
+                       termination_grace_seconds=30, annotations=scrape_annotations(args)),
             init_containers=pod.init_containers, volumes=pod.volumes))
 
 
@@ -319,3 +320,10 @@ def metrics_port(spec: ModelSpec) -> int | None:
     """The port Prometheus scrapes the model's server pods on, if its engine has metrics."""
     scrape = runtime_for(spec).scrape(spec)
     return scrape.port if scrape else None
+
+
+def scrape_annotations(args: ModelServiceArgs) -> dict[str, str]:
+    """The `prometheus.io/*` annotations of the runtime's scrape endpoint (annotations mode
+    only; none when the engine exports no metrics)."""
+    scrape = runtime_for(args.spec).scrape(args.spec)
+    return metrics_annotations(scrape.port, args.cluster, scrape.path) if scrape else {}

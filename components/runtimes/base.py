@@ -9,8 +9,8 @@ context, so no runtime can loosen it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import pulumi
@@ -50,8 +50,6 @@ class RuntimePod:
     container: ModelContainer
     init_containers: Sequence[ModelContainer] = ()
     volumes: Sequence[k8s.core.v1.VolumeArgs] = ()
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    """Pod annotations: where Prometheus scrapes the engine's metrics, if anywhere."""
 
 
 @dataclass(frozen=True)

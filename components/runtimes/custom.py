@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import pulumi_kubernetes as k8s
 
 from components.identity import read_uri
-from components.podspec import ModelContainer, http_probes, metrics_annotations, model_env
+from components.podspec import ModelContainer, http_probes, model_env
 from components.runtimes.base import (
     COMPONENT,
     RequestMetrics,
@@ -91,10 +91,7 @@ class CustomRuntime:
             probes=http_probes("http", runtime.health.ready, runtime.health.live,
                                serving.startup_seconds),
             pre_stop_seconds=5)
-        scrape = self.scrape(spec)
-        annotations = metrics_annotations(scrape.port, inputs.cluster, scrape.path) \
-            if scrape else {}
-        return RuntimePod(container=container, annotations=annotations)
+        return RuntimePod(container=container)
 
     def scrape(self, spec: ModelSpec) -> Scrape | None:
         """`runtime.metricsPath` on `runtime.metricsPort` (its own container port, `metrics`)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import pulumi_kubernetes as k8s
 
 from components.identity import read_uri
-from components.podspec import ModelContainer, http_probes, metrics_annotations, model_env
+from components.podspec import ModelContainer, http_probes, model_env
 from components.runtimes.base import (
     COMPONENT,
     RequestMetrics,
@@ -65,9 +65,7 @@ class ModelServerRuntime:
             ports=self.ports(inputs.spec),
             probes=http_probes("http", READY_PATH, LIVE_PATH, serving.startup_seconds),
             pre_stop_seconds=5)
-        scrape = self.scrape(inputs.spec)
-        return RuntimePod(container=container, annotations=metrics_annotations(
-            scrape.port, inputs.cluster, scrape.path) if scrape else {})
+        return RuntimePod(container=container)
 
     def scrape(self, spec: ModelSpec) -> Scrape:
         """The server's own `/metrics`, on its HTTP port (`images/modelserver/metrics.py`)."""

@@ -39,7 +39,6 @@ from components.podspec import (
     ModelContainer,
     Mount,
     Probes,
-    metrics_annotations,
 )
 from components.runtimes.base import (
     COMPONENT,
@@ -140,10 +139,7 @@ class VllmRuntime:
             args=serve_args(spec, inputs.artifact_uri if not spec.artifact.files else None),
             env=env, resources=serving.resources, ports=self.ports(spec),
             probes=probes(spec), pre_stop_seconds=5, mounts=mounts)
-        scrape = self.scrape(spec)
-        return RuntimePod(container=container, init_containers=init, volumes=volumes,
-                          annotations=metrics_annotations(scrape.port, inputs.cluster,
-                                                          scrape.path))
+        return RuntimePod(container=container, init_containers=init, volumes=volumes)
 
     def scrape(self, spec: ModelSpec) -> Scrape:
         """vLLM's `/metrics` on its serving port (`vllm/entrypoints/openai/api_server.py`
